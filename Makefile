@@ -1,0 +1,49 @@
+# lwm2m_edu — two commands do everything on a fresh machine:
+#   make lab    create .venv, install, open the notebooks in JupyterLab
+#   make test   create .venv, install, run ruff, the tests and the notebooks (nbval)
+# Both are idempotent: the install step re-runs only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: test lab lint unit notebooks dot venv clean
+
+test: lint unit notebooks
+
+lab: $(INSTALLED) dot
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
+	  echo "lwm2m_edu needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)."; \
+	  echo "Run e.g.: make test PYTHON=python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+dot:
+	@scripts/ensure-dot
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+unit: $(INSTALLED) dot
+	$(BIN)/pytest
+
+# nbval runs every notebook top to bottom; cells marked NBVAL_CHECK_OUTPUT must print what they
+# printed when committed. pytest exits 5 when it collects nothing (no notebooks yet).
+notebooks: $(INSTALLED) dot
+	@$(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=120 --nbval-kernel-startup-timeout=120 \
+	  $$(test -f notebooks/nbval_sanitize.cfg && echo --nbval-sanitize-with notebooks/nbval_sanitize.cfg) \
+	  notebooks/; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "nbval: no notebooks in notebooks/ yet"; else exit $$rc; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
