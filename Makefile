@@ -31,6 +31,7 @@ dot:
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 unit: $(INSTALLED) dot
 	$(BIN)/pytest

@@ -211,7 +211,9 @@ class ObjectDef:
         try:
             return self.resources[resource_id]
         except KeyError:
-            raise ModelError(f"object /{self.id} ({self.name}) has no resource {resource_id}") from None
+            raise ModelError(
+                f"object /{self.id} ({self.name}) has no resource {resource_id}"
+            ) from None
 
     def __repr__(self) -> str:
         kind = "multiple" if self.multiple else "single"
@@ -377,7 +379,8 @@ DEVICE = ObjectDef.of(3, "Device", "1.1", multiple=False, mandatory=True, resour
 ])  # fmt: skip
 
 #: /5 Firmware Update 1.1 (+ resource 14 from 1.2). There is no resource 4: it was removed in 1.0.
-FIRMWARE_UPDATE = ObjectDef.of(5, "Firmware Update", "1.1", multiple=False, mandatory=False, resources=[
+FIRMWARE_UPDATE = ObjectDef.of(5, "Firmware Update", "1.1", multiple=False, mandatory=False,
+                               resources=[
     _res(0, "Package", _W, OPAQUE, mandatory=M),
     _res(1, "Package URI", _RW, STR, mandatory=M, range="0..255 bytes"),
     _res(2, "Update", _E, EXEC, mandatory=M),
@@ -407,7 +410,9 @@ def load_object_xml(source: str | bytes | FilePath) -> ObjectDef:
     >>> temperature = load_object_xml("3303.xml")          # doctest: +SKIP
     >>> model = DEFAULT_MODEL.with_objects(temperature)    # doctest: +SKIP
     """
-    if isinstance(source, FilePath) or (isinstance(source, str) and not source.lstrip().startswith("<")):
+    if isinstance(source, FilePath) or (
+        isinstance(source, str) and not source.lstrip().startswith("<")
+    ):
         text = FilePath(source).read_bytes()
         origin = str(source)
     else:
@@ -441,7 +446,9 @@ def load_object_xml(source: str | bytes | FilePath) -> ObjectDef:
         try:
             operations = Operations(operations_text)
         except ValueError:
-            raise ModelError(f"{origin}: resource {raw_id} has operations {operations_text!r}") from None
+            raise ModelError(
+                f"{origin}: resource {raw_id} has operations {operations_text!r}"
+            ) from None
         resources.append(
             ResourceDef(
                 id=as_int(item, "ID", raw_id),

@@ -31,8 +31,13 @@ TYPED_OBJECT = ObjectDef.of(
     multiple=True,
     mandatory=False,
     resources=[
-        ResourceDef(10 * i + multiple, f"{t.value} {'multiple' if multiple else 'single'}",
-                    Operations.RW, t, multiple=bool(multiple))
+        ResourceDef(
+            10 * i + multiple,
+            f"{t.value} {'multiple' if multiple else 'single'}",
+            Operations.RW,
+            t,
+            multiple=bool(multiple),
+        )
         for i, t in enumerate(VALUE_TYPES)
         for multiple in (0, 1)
     ],

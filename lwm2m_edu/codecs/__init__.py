@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum
+from functools import cache
+from typing import Protocol
 
 from ..model import DEFAULT_MODEL, Model, Value
 from ..paths import Path, PathError
@@ -134,6 +136,14 @@ class UnsupportedContentFormat(CodecError):
     """The content format is unknown or not implemented here (CoAP 4.15 / 4.06)."""
 
 
+class _Codec(Protocol):
+    """What each format module (or object) offers the two entry points."""
+
+    def encode(self, values: dict[Path, Value], base: Path, model: Model) -> bytes: ...
+
+    def decode(self, payload: bytes, base: Path, model: Model) -> dict[Path, Value]: ...
+
+
 def _as_path(path: Path | str, role: str) -> Path:
     try:
         return Path(path)
@@ -141,14 +151,12 @@ def _as_path(path: Path | str, role: str) -> Path:
         raise CodecError(f"the {role} is not a valid path: {exc}") from None
 
 
-def _codec(content_format: int):
+@cache
+def _codecs() -> dict[ContentFormat, _Codec]:
+    # Imported here, not at the top: the format modules import ContentFormat and CodecError.
     from . import cbor, lwm2m_cbor, opaque, senml, text, tlv
 
-    try:
-        fmt = ContentFormat(content_format)
-    except ValueError:
-        raise UnsupportedContentFormat(f"unknown content format {content_format}") from None
-    table = {
+    return {
         ContentFormat.TEXT: text,
         ContentFormat.OPAQUE: opaque,
         ContentFormat.CBOR: cbor,
@@ -158,6 +166,14 @@ def _codec(content_format: int):
         ContentFormat.LEGACY_TLV: tlv,
         ContentFormat.LWM2M_CBOR: lwm2m_cbor,
     }
+
+
+def _codec(content_format: int) -> tuple[ContentFormat, _Codec]:
+    try:
+        fmt = ContentFormat(content_format)
+    except ValueError:
+        raise UnsupportedContentFormat(f"unknown content format {content_format}") from None
+    table = _codecs()
     if fmt is ContentFormat.LINK_FORMAT:
         raise UnsupportedContentFormat(
             "link-format (40) carries links, not values: use lwm2m_edu.codecs.linkformat",
@@ -202,4 +218,9 @@ def decode(
     fmt, codec = _codec(content_format)
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
-    return codec.decode(bytes(payload), _as_path(base, "base path"), model)
+    base_path = _as_path(base, "base path")
+    values = codec.decode(bytes(payload), base_path, model)
+    for path in values:
+        if not path.startswith(base_path):
+            raise CodecError(f"the payload names {path}, outside {base_path}", format=fmt)
+    return values

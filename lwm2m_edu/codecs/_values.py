@@ -32,7 +32,7 @@ def resource_type(model: Model, path: Path) -> ResourceType | None:
 
 
 def infer_type(value: object) -> ResourceType | None:
-    """The LwM2M type a Python value stands for when the model can't say (None if it can't be one)."""
+    """The LwM2M type a Python value stands for when the model can't say (None: no type fits)."""
     if isinstance(value, bool):
         return ResourceType.BOOLEAN
     if isinstance(value, int):
@@ -118,7 +118,7 @@ def coerce_number(value: int | float, kind: ResourceType | None, fail: Fail) -> 
 
 
 def single_value_path(base: Path, model: Model, format_name: str, fail: Fail) -> Path:
-    """Check that ``base`` names one value, as the single-value formats (text, opaque, CBOR) need."""
+    """Check that ``base`` names one value, as single-value formats (text, opaque, CBOR) need."""
     if base.level < Level.RESOURCE:
         fail(
             f"{format_name} carries a single value, but {base} is a whole "
@@ -134,7 +134,9 @@ def single_value_path(base: Path, model: Model, format_name: str, fail: Fail) ->
     return base
 
 
-def the_single_value(values: Mapping[Path, Value], base: Path, format_name: str, fail: Fail) -> Value:
+def the_single_value(
+    values: Mapping[Path, Value], base: Path, format_name: str, fail: Fail
+) -> Value:
     """The one value a single-value format encodes: the one stored at ``base`` itself."""
     if set(values) != {base}:
         listed = ", ".join(str(p) for p in sorted(values)) or "nothing"

@@ -68,7 +68,7 @@ def encode(values: dict[Path, Value], base: Path, model: Model) -> bytes:
 
 
 def decode(payload: bytes, base: Path, model: Model) -> dict[Path, Value]:
-    """``{base: value}``, the value typed by the model (a ``str`` when the model doesn't know it)."""
+    """``{base: value}``, typed by the model (a ``str`` when the model doesn't know it)."""
 
     def fail(message: str, offset: int | None = None) -> NoReturn:
         raise CodecError(message, format=FORMAT, path=base, offset=offset)
