@@ -100,7 +100,7 @@ def test_text_refuses_executable_resources():
 
 def test_text_encode_needs_exactly_the_value_at_the_base_path():
     with pytest.raises(CodecError, match="exactly one value at /3/0/9"):
-        encode({"/3/0/9": 1, "/3/0/9": 2, "/3/0/10": 3}, TEXT, "/3/0/9")  # noqa: F601
+        encode({"/3/0/9": 1, "/3/0/9/1": 2}, TEXT, "/3/0/9")
 
 
 def test_text_encode_checks_the_value_type():

@@ -60,18 +60,7 @@ def type_for_encoding(value: object, declared: ResourceType | None, fail: Fail) 
     kind = declared or infer_type(value)
     if kind is None:
         fail(f"{type(value).__name__} is not an LwM2M value type")
-    ok = {
-        ResourceType.STRING: isinstance(value, str),
-        ResourceType.CORELNK: isinstance(value, str),
-        ResourceType.INTEGER: _is_int(value) and INT64_MIN <= value <= INT64_MAX,
-        ResourceType.UNSIGNED: _is_int(value) and 0 <= value <= UINT64_MAX,
-        ResourceType.FLOAT: (_is_int(value) or isinstance(value, float)),
-        ResourceType.BOOLEAN: isinstance(value, bool),
-        ResourceType.OPAQUE: isinstance(value, bytes | bytearray),
-        ResourceType.TIME: isinstance(value, datetime) or _is_int(value),
-        ResourceType.OBJLNK: isinstance(value, ObjectLink),
-    }[kind]
-    if not ok:
+    if not _FITS[kind](value):
         fail(f"{value!r} is not a valid {kind.value} value")
     if kind is ResourceType.TIME and isinstance(value, datetime) and value.tzinfo is None:
         fail(f"{value!r} has no timezone; give an aware datetime, e.g. datetime.now(UTC)")
@@ -80,6 +69,20 @@ def type_for_encoding(value: object, declared: ResourceType | None, fail: Fail) 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: Whether a Python value can be encoded as each type.
+_FITS: dict[ResourceType, Callable[[object], bool]] = {
+    ResourceType.STRING: lambda v: isinstance(v, str),
+    ResourceType.CORELNK: lambda v: isinstance(v, str),
+    ResourceType.INTEGER: lambda v: _is_int(v) and INT64_MIN <= v <= INT64_MAX,  # type: ignore[operator]
+    ResourceType.UNSIGNED: lambda v: _is_int(v) and 0 <= v <= UINT64_MAX,  # type: ignore[operator]
+    ResourceType.FLOAT: lambda v: _is_int(v) or isinstance(v, float),
+    ResourceType.BOOLEAN: lambda v: isinstance(v, bool),
+    ResourceType.OPAQUE: lambda v: isinstance(v, bytes | bytearray),
+    ResourceType.TIME: lambda v: isinstance(v, datetime) or _is_int(v),
+    ResourceType.OBJLNK: lambda v: isinstance(v, ObjectLink),
+}
 
 
 def time_to_seconds(value: datetime | int) -> int:
