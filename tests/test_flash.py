@@ -1,0 +1,498 @@
+"""Emulated NOR flash: erase-before-write rules, modeled time, and torn operations on power cuts.
+
+Times are compared exactly: every duration is computed from the profile's numbers on a modeled
+clock, never measured.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lwm2m_edu.flash import (
+    FLASH_PROFILES,
+    EmulatedFlash,
+    FlashError,
+    FlashOperation,
+    FlashProfile,
+    KiB,
+    MiB,
+    ModeledClock,
+    PowerLoss,
+    uniform_sectors,
+)
+
+#: A tiny part with uneven sectors and 2-byte program units, for the model-based test.
+SMALL = FlashProfile(
+    name="small-test-part",
+    description="2 KiB in uneven sectors, 64-byte pages, 16-bit program units",
+    capacity=2 * KiB,
+    sectors=(256, 256, 512, 1024),
+    page_size=64,
+    write_granularity=2,
+    page_program_time=0.5e-3,
+    program_overhead=0.01e-3,
+    sector_erase_time={256: 10e-3, 512: 20e-3, 1024: 40e-3},
+    read_rate=1e6,
+)
+
+
+# -- profiles ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FLASH_PROFILES))
+def test_profile_is_consistent(name):
+    profile = FLASH_PROFILES[name]
+    assert profile.name == name
+    assert sum(profile.sectors) == profile.capacity
+    assert all(size % profile.page_size == 0 for size in profile.sectors)
+    assert profile.page_size % profile.write_granularity == 0
+    assert profile.erased_value == 0xFF
+    assert all(profile.erase_time(size) > 0 for size in set(profile.sectors))
+    assert profile.program_time(profile.page_size) > 0
+    assert profile.read_rate > 0
+    assert profile.description
+    assert profile.datasheet
+
+
+def test_there_are_at_least_four_named_profiles():
+    assert {"nrf52840-internal", "stm32f4-internal", "w25q64-spi-nor"} <= set(FLASH_PROFILES)
+    assert len(FLASH_PROFILES) >= 4
+
+
+def test_profile_whose_sectors_do_not_fill_the_capacity_is_refused():
+    with pytest.raises(FlashError, match="add up to 3072 bytes, but the capacity is 4096"):
+        FlashProfile("bad", "", 4096, 256, (1024,) * 3, 1e-3, 1e-2, 1e6)
+
+
+def test_profile_whose_page_straddles_sectors_is_refused():
+    with pytest.raises(FlashError, match="straddle"):
+        FlashProfile("bad", "", 4096, 768, (1024,) * 4, 1e-3, 1e-2, 1e6)
+
+
+def test_profile_missing_an_erase_time_for_a_sector_size_is_refused():
+    with pytest.raises(FlashError, match="no time for sectors of \\[2048\\] bytes"):
+        FlashProfile("bad", "", 4096, 256, (1024, 1024, 2048), 1e-3, {1024: 1e-2}, 1e6)
+
+
+def test_uniform_sectors_builds_the_common_layout():
+    assert uniform_sectors(8 * MiB, 4 * KiB) == (4096,) * 2048
+    with pytest.raises(FlashError, match="not a whole number"):
+        uniform_sectors(10_000, 4096)
+
+
+# -- the modeled clock ---------------------------------------------------------------------------
+
+
+def test_clock_starts_at_zero_and_advances():
+    clock = ModeledClock()
+    assert clock.now == 0.0
+    assert clock.advance(1.5) == 1.5
+    assert clock.advance_to(2.0) == 2.0
+
+
+def test_clock_refuses_to_go_back():
+    clock = ModeledClock(1.0)
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.advance(-0.1)
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.advance_to(0.5)
+
+
+# -- NOR rules -----------------------------------------------------------------------------------
+
+
+def test_new_flash_reads_erased():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    assert flash.read(0, 16) == b"\xff" * 16
+
+
+def test_program_only_clears_bits():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.program(0x10, b"\xaf")
+    flash.program(0x10, b"\xa5")  # clears two more bits: allowed without an erase
+    assert flash.dump(0x10, 1) == b"\xa5"
+
+
+def test_rewrite_without_erase_is_refused_naming_the_sector():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.program(0x3004, b"\xf0")
+    with pytest.raises(FlashError, match=r"erase sector 3 \(0x3000\.\.0x3FFF\).*erase_sector\(3\)"):
+        flash.program(0x3004, b"\x0f")
+    assert flash.dump(0x3004, 1) == b"\xf0"
+
+
+def test_erase_sets_the_sector_to_ff():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.write(0x1000, bytes(4096))
+    flash.write(0x2000, bytes(16))
+    flash.erase_sector(1)
+    assert flash.dump(0x1000, 4096) == b"\xff" * 4096
+    assert flash.dump(0x2000, 16) == bytes(16)
+
+
+def test_erase_of_a_range_must_cover_whole_sectors():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    with pytest.raises(FlashError, match=r"0x1000\.\.0x2FFF.*erase\(0x1000, 0x2000\)"):
+        flash.erase(0x1100, 0x1000)
+    flash.erase(0x1000, 0x2000)
+    assert [(op.kind, op.offset) for op in flash.operations] == [
+        ("erase", 0x1000),
+        ("erase", 0x2000),
+    ]
+
+
+def test_program_crossing_a_page_boundary_is_refused_with_the_page_range():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    with pytest.raises(FlashError, match=r"boundary at 0x100.*page \(0x0\.\.0xFF\)"):
+        flash.program(0xF0, bytes(32))
+    assert flash.operations == []
+
+
+def test_misaligned_offset_is_refused():
+    flash = EmulatedFlash("nrf52840-internal")
+    with pytest.raises(FlashError, match="multiple of 4; use 0x0 or 0x4"):
+        flash.program(2, bytes(4))
+
+
+def test_length_not_a_multiple_of_the_write_unit_is_refused():
+    flash = EmulatedFlash("nrf52840-internal")
+    with pytest.raises(FlashError, match="pad the data to a multiple of 4 bytes with 0xFF"):
+        flash.program(0, bytes(3))
+
+
+def test_access_past_the_end_is_refused():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    with pytest.raises(FlashError, match="past the end of the flash \\(8 MiB, last address"):
+        flash.read(8 * MiB - 16, 32)
+    with pytest.raises(FlashError, match="no sector 2048"):
+        flash.erase_sector(2048)
+
+
+def test_write_splits_into_one_program_per_page():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    data = bytes(range(200)) * 3
+    flash.write(200, data)
+    assert [(op.kind, op.offset, op.length) for op in flash.operations] == [
+        ("program", 200, 56),
+        ("program", 256, 256),
+        ("program", 512, 256),
+        ("program", 768, 32),
+    ]
+    assert flash.dump(200, 600) == data
+
+
+def test_write_checks_the_whole_range_before_programming_any_of_it():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.program(0x300, b"\x00")
+    with pytest.raises(FlashError, match="erase sector 0"):
+        flash.write(0, b"\x55" * 0x400)
+    assert flash.dump(0, 0x300) == b"\xff" * 0x300
+
+
+# -- modeled time --------------------------------------------------------------------------------
+
+
+def test_modeled_time_of_spi_nor_operations_matches_the_datasheet():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.erase_sector(0)
+    assert flash.clock.now == 45e-3
+    flash.program(0, bytes(256))
+    program = flash.operations[-1]
+    assert program.end == program.start + 0.4e-3
+    flash.read(0, 1000)
+    assert flash.operations[-1] == FlashOperation(
+        "read", 0, 1000, 45e-3 + 0.4e-3, 45e-3 + 0.4e-3 + 1000 / (133e6 / 8)
+    )
+
+
+def test_modeled_time_of_a_partial_page_is_proportional():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.program(0, bytes(64))
+    assert flash.clock.now == 0.4e-3 * (64 / 256)
+
+
+def test_modeled_time_of_one_nrf52840_word_is_twrite():
+    flash = EmulatedFlash("nrf52840-internal")
+    flash.program(0, bytes(4))
+    assert flash.clock.now == 41e-6
+    flash.erase_sector(0)
+    assert flash.clock.now == 41e-6 + 85e-3
+
+
+def test_program_overhead_is_added_once_per_operation():
+    flash = EmulatedFlash(SMALL)
+    flash.program(0, bytes(32))
+    assert flash.clock.now == 0.01e-3 + 0.5e-3 * (32 / 64)
+
+
+def test_operations_are_recorded_in_order_without_overlap():
+    flash = EmulatedFlash("stm32f4-internal")
+    flash.erase(0, 32 * KiB)
+    flash.write(0, bytes(100))
+    flash.read(0, 100)
+    kinds = [op.kind for op in flash.operations]
+    assert kinds == ["erase", "erase"] + ["program"] * 7 + ["read"]
+    assert flash.operation_count == len(flash.operations) == 10
+    for earlier, later in zip(flash.operations, flash.operations[1:], strict=False):
+        assert earlier.start < earlier.end == later.start < later.end
+    assert flash.operations[-1].end == flash.clock.now
+
+
+def test_flashes_sharing_a_clock_share_one_timeline():
+    clock = ModeledClock()
+    internal = EmulatedFlash("nrf52840-internal", clock)
+    external = EmulatedFlash("w25q64-spi-nor", clock)
+    internal.erase_sector(0)
+    external.erase_sector(0)
+    assert external.operations[0].start == internal.operations[0].end == 85e-3
+    assert clock.now == 85e-3 + 45e-3
+
+
+# -- uneven sectors (STM32F4) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "index"),
+    [(0, 0), (0x3FFF, 0), (0x4000, 1), (0xC000, 3), (0x10000, 4), (0x1FFFF, 4), (0x20000, 5),
+     (0xFFFFF, 11)],
+)  # fmt: skip
+def test_stm32f4_offset_maps_to_its_sector(offset, index):
+    assert EmulatedFlash("stm32f4-internal").sector_index(offset) == index
+
+
+def test_stm32f4_sector_layout_is_four_16k_one_64k_seven_128k():
+    flash = EmulatedFlash("stm32f4-internal")
+    assert flash.sectors[:6] == [
+        (0, 16 * KiB),
+        (0x4000, 16 * KiB),
+        (0x8000, 16 * KiB),
+        (0xC000, 16 * KiB),
+        (0x10000, 64 * KiB),
+        (0x20000, 128 * KiB),
+    ]
+    assert len(flash.sectors) == 12
+
+
+def test_stm32f4_erase_of_the_64k_sector_erases_its_range_in_its_time():
+    flash = EmulatedFlash("stm32f4-internal")
+    for start in (0xFFF0, 0x10000, 0x1FFF0, 0x20000):
+        flash.write(start, bytes(16))
+    clock_before = flash.clock.now
+    flash.erase_sector(4)
+    assert flash.dump(0x10000, 64 * KiB) == b"\xff" * (64 * KiB)
+    assert flash.dump(0xFFF0, 16) == bytes(16)
+    assert flash.dump(0x20000, 16) == bytes(16)
+    assert flash.operations[-1].offset == 0x10000
+    assert flash.operations[-1].length == 64 * KiB
+    assert flash.clock.now == clock_before + 550e-3
+
+
+def test_stm32f4_128k_sector_erase_takes_one_second():
+    flash = EmulatedFlash("stm32f4-internal")
+    flash.erase_sector(5)
+    assert flash.clock.now == 1.0
+
+
+# -- power cuts ----------------------------------------------------------------------------------
+
+
+def test_power_cut_at_an_operation_tears_exactly_that_operation():
+    flash = EmulatedFlash("w25q64-spi-nor", seed=7)
+    flash.erase_sector(0)
+    first = flash.operation_count
+    flash.cut_power(at_operation=first + 2)
+    with pytest.raises(PowerLoss) as lost:
+        flash.write(0, bytes(1024))  # four page programs; the third is torn
+    torn = flash.operations[-1]
+    assert lost.value.operation == torn
+    assert (torn.kind, torn.offset, torn.length, torn.torn) == ("program", 512, 256, True)
+    assert [op.torn for op in flash.operations] == [False, False, False, True]
+    assert flash.operation_count == first + 3
+    assert flash.clock.now == torn.end == lost.value.time
+    assert flash.dump(0, 512) == bytes(512)  # the two pages before: programmed
+    assert flash.dump(768, 256) == b"\xff" * 256  # the page after: never started
+    page = flash.dump(512, 256)
+    done = len(page) - len(page.lstrip(b"\x00"))  # a programmed prefix,
+    assert done < 256
+    assert page[done] != 0x00  # one byte with only some of its bits cleared,
+    assert page[done + 1 :] == b"\xff" * (255 - done)  # and the rest untouched
+    assert not flash.powered
+
+
+def test_torn_program_of_a_word_leaves_a_partly_programmed_word():
+    flash = EmulatedFlash("nrf52840-internal", seed=3)
+    flash.cut_power(at_operation=0)
+    with pytest.raises(PowerLoss):
+        flash.program(0, bytes(4096))
+    page = flash.dump(0, 4096)
+    words = [page[i : i + 4] for i in range(0, 4096, 4)]
+    done = next(i for i, word in enumerate(words) if word != bytes(4))  # whole words first,
+    assert all(word == b"\xff" * 4 for word in words[done + 1 :])  # then one torn word, then 0xFF
+
+
+def test_power_cut_at_a_time_inside_an_erase_leaves_the_sector_partly_erased():
+    flash = EmulatedFlash("w25q64-spi-nor", seed=1)
+    flash.write(0, bytes(4096))
+    start = flash.clock.now
+    flash.cut_power(at_time=start + 45e-3 / 2)
+    with pytest.raises(PowerLoss) as lost:
+        flash.erase_sector(0)
+    assert lost.value.time == start + 45e-3 / 2 == flash.clock.now
+    sector = flash.dump(0, 4096)
+    assert sector[:2000] == b"\xff" * 2000  # the erased prefix
+    assert sector[2100:] != b"\xff" * (4096 - 2100)  # the rest: not erased
+    assert sector[2100:] != bytes(4096 - 2100)  # ... nor the old data: garbage
+    assert flash.operations[-1].torn
+
+
+def test_power_cut_scheduled_between_operations_stops_the_next_one_untouched():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.cut_power(at_time=1.0)
+    flash.clock.advance(2.0)  # e.g. a download went on meanwhile
+    assert not flash.powered
+    with pytest.raises(PowerLoss) as lost:
+        flash.program(0, b"\x00")
+    assert lost.value.operation is None
+    assert lost.value.time == 1.0
+    assert flash.dump(0, 1) == b"\xff"
+    assert flash.operations == []
+
+
+def test_operations_while_powered_off_raise_power_loss():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.cut_power()
+    for attempt in (
+        lambda: flash.read(0, 1),
+        lambda: flash.program(0, b"\x00"),
+        lambda: flash.write(0, b"\x00"),
+        lambda: flash.erase_sector(0),
+        lambda: flash.erase(0, 4096),
+    ):
+        with pytest.raises(PowerLoss, match="no power"):
+            attempt()
+    assert flash.operations == []
+    assert flash.clock.now == 0.0
+
+
+def test_contents_persist_after_power_on():
+    flash = EmulatedFlash("w25q64-spi-nor", seed=5)
+    flash.write(0, b"image")
+    flash.cut_power(at_operation=flash.operation_count)
+    with pytest.raises(PowerLoss):
+        flash.write(256, bytes(256))
+    before = flash.dump()
+    flash.power_on()
+    assert flash.powered
+    assert flash.dump() == before
+    assert flash.read(0, 5) == b"image"
+
+
+def test_cut_at_an_operation_already_run_is_refused():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.read(0, 1)
+    with pytest.raises(FlashError, match="already run; the next one is number 1"):
+        flash.cut_power(at_operation=0)
+
+
+def test_same_seed_tears_the_same_way():
+    def run(seed: int) -> tuple[bytes, list[FlashOperation]]:
+        flash = EmulatedFlash("stm32f4-internal", seed=seed)
+        flash.write(0, bytes(64))
+        flash.cut_power(at_operation=flash.operation_count + 1)
+        with pytest.raises(PowerLoss):
+            flash.erase(0, 32 * KiB)
+        flash.power_on()
+        flash.cut_power(at_operation=flash.operation_count + 1)
+        with pytest.raises(PowerLoss):
+            flash.write(0x8000, bytes(64))
+        return flash.dump(0, 48 * KiB), flash.operations
+
+    assert run(11) == run(11)
+    assert run(11)[0] != run(12)[0]
+
+
+def test_repr_names_part_size_sectors_time_and_operations():
+    flash = EmulatedFlash("nrf52840-internal")
+    flash.erase_sector(0)
+    assert repr(flash) == "<EmulatedFlash nrf52840-internal 1 MiB, 256 sectors, t=0.085 s, 1 ops>"
+    flash.cut_power()
+    assert repr(flash).endswith("1 ops, power off>")
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(FlashError, match=r"choose one of .*'w25q64-spi-nor'"):
+        EmulatedFlash("w25q128")
+
+
+# -- against a reference model ---------------------------------------------------------------------
+
+
+def _aligned(draw, low: int, high: int) -> int:
+    return 2 * draw(st.integers(low // 2, high // 2))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_operations_agree_with_a_reference_model(data):
+    flash = EmulatedFlash(SMALL)
+    reference = bytearray(b"\xff" * SMALL.capacity)
+    expected_time = 0.0
+    starts = [start for start, _ in flash.sectors]
+
+    def refused(offset: int, new: bytes) -> bool:
+        return any(n & ~o & 0xFF for o, n in zip(reference[offset:], new, strict=False))
+
+    def new_bytes(offset: int, length: int) -> bytes:
+        noise = data.draw(st.binary(min_size=length, max_size=length))
+        if data.draw(st.booleans()):  # often something programmable over what is there
+            return bytes(o & n for o, n in zip(reference[offset:], noise, strict=False))
+        return noise
+
+    for _ in range(data.draw(st.integers(1, 20))):
+        kind = data.draw(st.sampled_from(["erase", "program", "write", "read"]))
+        if kind == "erase":
+            index = data.draw(st.integers(0, len(starts) - 1))
+            size = SMALL.sectors[index]
+            flash.erase_sector(index)
+            reference[starts[index] : starts[index] + size] = b"\xff" * size
+            expected_time += SMALL.erase_time(size)
+        elif kind == "program":
+            page = data.draw(st.integers(0, SMALL.capacity // 64 - 1)) * 64
+            offset = page + _aligned(data.draw, 0, 62)
+            length = _aligned(data.draw, 2, page + 64 - offset)
+            new = new_bytes(offset, length)
+            if refused(offset, new):
+                with pytest.raises(FlashError, match="from 0 to 1"):
+                    flash.program(offset, new)
+            else:
+                flash.program(offset, new)
+                reference[offset : offset + length] = bytes(
+                    o & n for o, n in zip(reference[offset:], new, strict=False)
+                )
+                expected_time += SMALL.program_time(length)
+        elif kind == "write":
+            offset = _aligned(data.draw, 0, SMALL.capacity - 2)
+            length = _aligned(data.draw, 0, min(300, SMALL.capacity - offset))
+            new = new_bytes(offset, length)
+            if refused(offset, new):
+                with pytest.raises(FlashError, match="from 0 to 1"):
+                    flash.write(offset, new)
+            else:
+                flash.write(offset, new)
+                reference[offset : offset + length] = bytes(
+                    o & n for o, n in zip(reference[offset:], new, strict=False)
+                )
+                position = offset
+                while position < offset + length:
+                    end = min(position - position % 64 + 64, offset + length)
+                    expected_time += SMALL.program_time(end - position)
+                    position = end
+        else:
+            offset = data.draw(st.integers(0, SMALL.capacity - 1))
+            length = data.draw(st.integers(1, SMALL.capacity - offset))
+            assert flash.read(offset, length) == bytes(reference[offset : offset + length])
+            expected_time += SMALL.read_time(length)
+        assert flash.dump() == bytes(reference)
+    assert flash.clock.now == expected_time
