@@ -6,6 +6,17 @@ Subcommands:
     print the object model: every object, or the resources of one object.
 ``lwm2m-edu decode --format FORMAT --path PATH HEX``
     decode a payload (as hex, e.g. copied from Wireshark) sent to or from PATH.
+``lwm2m-edu package keygen --out KEY.pem [--public PUB.pem]``
+    make an Ed25519 signing key (and write its public half, the file devices get).
+``lwm2m-edu package build IMAGE --name N --version V --device-type T [--key KEY.pem] --out PKG``
+    wrap a firmware image in a package header, signed if a key is given.
+``lwm2m-edu package inspect PKG [--verify-key PUB.pem] [--device-type T] [--max-image-size N]``
+    print a package's header and check it as a device would.
+
+Exit status: 0 done (for ``inspect``: a device would accept the package); 2 the input was
+rejected (for ``inspect``: the package, printed with the Update Result a device would report;
+also a payload that doesn't decode, a bad key file or a name too long); 1 a file could not be
+read or written.
 """
 
 from __future__ import annotations
@@ -13,11 +24,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path as FilePath
 
 from . import __version__
 from .codecs import CodecError, ContentFormat, decode
 from .model import DEFAULT_MODEL, ModelError
+from .package import (
+    KeyFileError,
+    Package,
+    PackageError,
+    PackageVerifier,
+    generate_signing_key,
+    load_private_key,
+    load_public_key,
+    save_private_key,
+    save_public_key,
+)
 from .paths import PathError
+
+#: ``inspect`` reads a package in pieces of this size, as a device receives it.
+INSPECT_CHUNK = 4096
 
 FORMAT_NAMES = {
     "text": ContentFormat.TEXT,
@@ -40,6 +66,12 @@ def _format(text: str) -> ContentFormat:
         raise argparse.ArgumentTypeError(
             f"unknown format {text!r}: use one of {names} or a number"
         ) from None
+
+
+def _byte_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes, e.g. 262144")
+    return int(text)
 
 
 def _hex(text: str) -> bytes:
@@ -69,6 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("--path", "-p", default="/", help="the request path, e.g. /3/0 (default /)")
     dec.add_argument("payload", type=_hex, nargs="+", help="the payload bytes in hex")
+
+    package = commands.add_parser("package", help="make, sign and inspect firmware packages")
+    steps = package.add_subparsers(dest="package_command", required=True)
+    keygen = steps.add_parser("keygen", help="make an Ed25519 signing key")
+    keygen.add_argument(
+        "--out", type=FilePath, required=True, help="the private key file to write (PEM, secret)"
+    )
+    keygen.add_argument(
+        "--public", type=FilePath, help="also write the public key here (PEM, for devices)"
+    )
+    build = steps.add_parser("build", help="wrap a firmware image in a package")
+    build.add_argument("image", type=FilePath, help="the firmware image file")
+    build.add_argument("--name", required=True, help="package name (/5/0/6 PkgName)")
+    build.add_argument(
+        "--version", dest="pkg_version", required=True, help="version (/5/0/7 PkgVersion)"
+    )
+    build.add_argument("--device-type", required=True, help="the device type it is built for")
+    build.add_argument("--key", type=FilePath, help="sign with this private key (PEM)")
+    build.add_argument("--out", type=FilePath, required=True, help="the package file to write")
+    inspect = steps.add_parser("inspect", help="print a package and check it as a device would")
+    inspect.add_argument("package", type=FilePath, help="the package file")
+    inspect.add_argument(
+        "--verify-key", type=FilePath, help="require a signature by this public key (PEM)"
+    )
+    inspect.add_argument("--device-type", help="require this device type")
+    inspect.add_argument(
+        "--max-image-size", type=_byte_count, metavar="BYTES", help="the device's staging slot size"
+    )
     return parser
 
 
@@ -90,6 +150,93 @@ def _print_model(object_id: int | None) -> None:
     print("  (M mandatory, O optional, * multiple instances)")
 
 
+def _keygen(out: FilePath, public: FilePath | None) -> None:
+    key = generate_signing_key()
+    try:
+        save_private_key(key, out)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{out} exists; keygen never overwrites a key: choose another --out"
+        ) from None
+    print(f"private key  {out}  (signs packages: keep it secret)")
+    if public is not None:
+        save_public_key(key.public_key(), public)
+        print(f"public key   {public}  (verifies packages: give it to devices)")
+
+
+def _build(args: argparse.Namespace) -> int:
+    key = load_private_key(args.key) if args.key is not None else None
+    try:
+        pkg = Package.build(
+            args.image.read_bytes(),
+            name=args.name,
+            version=args.pkg_version,
+            device_type=args.device_type,
+            signing_key=key,
+        )
+    except ValueError as exc:  # a name, version or device type the format can't hold
+        print(f"lwm2m-edu: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_bytes(bytes(pkg))
+    print(f"wrote {args.out}: {len(bytes(pkg))} bytes, {pkg!r}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """Feed the file to a PackageVerifier piece by piece; print the header and the verdict."""
+    key = load_public_key(args.verify_key) if args.verify_key is not None else None
+    verifier = PackageVerifier(
+        verify_key=key, device_type=args.device_type, max_image_size=args.max_image_size
+    )
+    error: PackageError | None = None
+    try:
+        with args.package.open("rb") as file:
+            while chunk := file.read(INSPECT_CHUNK):
+                verifier.feed(chunk)
+        verifier.finish()
+    except PackageError as exc:
+        error = exc
+    print(f"{'package':<12} {args.package} ({verifier.bytes_received} bytes read)")
+    info = verifier.header
+    if info is None:
+        print(f"{'header':<12} not shown: rejected before the whole header was read and checked")
+    else:
+        if info.signature is None:
+            signature = "none (unsigned)"
+        elif key is None:
+            signature = "Ed25519, not checked (give --verify-key PUB.pem to check it)"
+        else:
+            signature = f"Ed25519, verified with {args.verify_key}"
+        rows = [
+            ("format", f"LWFW version {info.format_version}, header {info.header_length} bytes"),
+            ("name", info.name),
+            ("version", info.version),
+            ("device type", info.device_type),
+            ("image", f"{info.image_size} bytes at offset {info.image_offset}"),
+            ("sha256", info.sha256.hex()),
+            ("signature", signature),
+        ]
+        for label, value in rows:
+            print(f"{label:<12} {value}")
+    if error is not None:
+        print(f"{'verdict':<12} REJECTED, Update Result {int(error.result)} {error.result.name}")
+        where = f"byte {error.offset}: " if error.offset is not None else ""
+        print(f"{'':<12} {where}{error.reason}")
+        return 2
+    print(f"{'verdict':<12} OK: a device with these settings would accept this package")
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    if args.package_command == "keygen":
+        _keygen(args.out, args.public)
+    elif args.package_command == "build":
+        return _build(args)
+    elif args.package_command == "inspect":
+        return _inspect(args)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -99,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload = b"".join(args.payload)
             for path, value in decode(payload, args.format, args.path).items():
                 print(f"{path}\t{value!r}")
-    except (CodecError, ModelError, PathError) as exc:
+        elif args.command == "package":
+            return _package(args)
+    except (CodecError, ModelError, PathError, PackageError, KeyFileError) as exc:
         print(f"lwm2m-edu: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"lwm2m-edu: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lwm2m_edu"
-CORE = ["paths.py", "model.py", "codecs", "fota.py", "handlers.py", "flash.py", "objects"]
+CORE = ["paths.py", "model.py", "codecs", "fota.py", "handlers.py", "flash.py", "package.py", "objects"]
 FORBIDDEN_MODULES = {"aiocoap", "aiohttp", "asyncio", "socket", "selectors", "time"}
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "time_ns"}
 
