@@ -205,12 +205,18 @@ def test_cbor2s_own_tag_decoders_are_switched_off(tag):
 
 
 def test_raw_tag_list_covers_every_tag_cbor2_decodes_itself():
-    candidates = [*range(1100), 43000, 55799]
-    for tag in candidates:
+    """A new cbor2 that decodes another tag natively must make us add it to the raw list.
+
+    The one list serves CBOR (60), LwM2M CBOR (11544) and SenML CBOR (112).
+    """
+    for tag in range(0, 65536 + 10):
         for content in (0, "a", b"a", [0, 1]):
-            item = cbor2.loads(
-                cbor2.dumps(cbor2.CBORTag(tag, content)), semantic_decoders=RAW_TAG_DECODERS
-            )
+            try:
+                item = cbor2.loads(
+                    cbor2.dumps(cbor2.CBORTag(tag, content)), semantic_decoders=RAW_TAG_DECODERS
+                )
+            except cbor2.CBORDecodeError:
+                pytest.fail(f"cbor2 interprets tag {tag}")
             assert isinstance(item, cbor2.CBORTag) and item.tag == tag, tag
 
 

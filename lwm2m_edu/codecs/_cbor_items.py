@@ -1,5 +1,8 @@
 """One LwM2M value as one CBOR data item, and back: shared by CBOR (60) and LwM2M CBOR (11544).
 
+SenML CBOR (112) uses the plumbing here too: ``load_item`` to read, ``dumps`` to write, ``describe``
+for its messages.
+
 CBOR (RFC 8949) says what kind each item is: integer, float, text, bytes, boolean, array, map, or
 a *tag* (a number that gives the item after it a meaning). So, unlike TLV or text/plain, a CBOR
 value carries its own type, and LwM2M only has to say which CBOR kind stands for which LwM2M type:
@@ -22,7 +25,7 @@ A decoder must also accept what other peers send: a tag-4 *decimal fraction* ``[
 mantissa]`` (``c4 82 21 196ab3`` = 273.15), half-precision floats, a Time sent as a plain integer,
 and byte or text strings split into chunks (indefinite length, ``5f 41 01 42 0203 ff``).
 
-We let the ``cbor2`` library read and write the items, with two precautions:
+We let the ``cbor2`` library read and write the items, with three precautions:
 
 * cbor2 gives many tags a Python meaning (tag 1 becomes a ``datetime``, tag 4 a ``Decimal``, tag
   258 a ``set``, tags 28/29 even build shared, cyclic structures). We switch all of that off: every
@@ -30,12 +33,16 @@ We let the ``cbor2`` library read and write the items, with two precautions:
   LwM2M accepts (1 and 4) and what they mean.
 * Whatever goes wrong inside cbor2 (bad bytes, a string that claims 2**64 bytes, nesting too deep,
   a duplicate map key) becomes a ``CodecError`` that says what was wrong and where reading stopped.
+* ``dumps`` writes each float at the shortest width that keeps it exact (half, single or double),
+  as Anjay Lite does. cbor2's ``canonical=True`` would do that too, but it also sorts map keys,
+  and the order of a SenML record's fields is part of the bytes the specification shows.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -60,6 +67,7 @@ __all__ = [
     "RAW_TAG_DECODERS",
     "FailAt",
     "describe",
+    "dumps",
     "encode_value",
     "item_to_value",
     "load_item",
@@ -99,12 +107,20 @@ _MAX_DECIMAL_EXPONENT = 400
 # -- reading ------------------------------------------------------------------------------------
 
 
-def load_item(payload: bytes, fail: FailAt, *, max_depth: int, format_name: str) -> object:
+def load_item(
+    payload: bytes,
+    fail: FailAt,
+    *,
+    max_depth: int,
+    format_name: str,
+    nesting: str | None = None,
+) -> object:
     """The one CBOR data item that is the whole ``payload``, tags left raw.
 
     ``max_depth`` bounds how deeply arrays, maps and tags may nest (cbor2 counts each of them as
-    one level). Bytes after the item are an error: a CoAP payload is exactly one item. When cbor2
-    rejects the bytes, the error's offset is where it stopped reading: just past the culprit.
+    one level); ``nesting``, if given, says in words how the format nests, for the error when the
+    items nest deeper. Bytes after the item are an error: a CoAP payload is exactly one item. When
+    cbor2 rejects the bytes, the error's offset is where it stopped reading: just past the culprit.
     """
     if not payload:
         fail(f"the payload is empty; {format_name} carries exactly one CBOR item", 0)
@@ -119,7 +135,7 @@ def load_item(payload: bytes, fail: FailAt, *, max_depth: int, format_name: str)
     try:
         item = decoder.decode()
     except Exception as exc:  # cbor2 raises CBORDecodeError, but also ValueError, MemoryError...
-        fail(_explain_cbor2_error(exc, max_depth, format_name), stream.tell())
+        fail(_explain_cbor2_error(exc, max_depth, format_name, nesting), stream.tell())
     end = stream.tell()
     if end != len(payload):
         fail(
@@ -130,14 +146,16 @@ def load_item(payload: bytes, fail: FailAt, *, max_depth: int, format_name: str)
     return item
 
 
-def _explain_cbor2_error(exc: Exception, max_depth: int, format_name: str) -> str:
+def _explain_cbor2_error(
+    exc: Exception, max_depth: int, format_name: str, nesting: str | None
+) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, cbor2.CBORDecodeEOF) or "premature end" in text:
         return f"the payload ends in the middle of a CBOR item ({text})"
     if "nesting depth" in text or isinstance(exc, RecursionError):
+        why = f"; {nesting}" if nesting else f", more than {format_name} ever needs"
         return (
-            f"items are nested more than {max_depth} deep (arrays, maps and tags each count), "
-            f"more than {format_name} ever needs"
+            f"items are nested more than {max_depth} deep (arrays, maps and tags each count){why}"
         )
     if "Duplicate map key" in text:
         return f"a map has the same key twice, which CBOR forbids ({text})"
@@ -283,7 +301,6 @@ def encode_value(value: object, declared: ResourceType | None, fail: Fail) -> by
     """The CBOR item for ``value``, a resource of type ``declared`` (None: inferred from value)."""
     kind = type_for_encoding(value, declared, fail)
     item: object
-    canonical = False
     if kind is ResourceType.TIME:
         item = cbor2.CBORTag(TAG_EPOCH_TIME, time_to_seconds(value))  # type: ignore[arg-type]
     elif kind is ResourceType.OBJLNK:
@@ -293,12 +310,31 @@ def encode_value(value: object, declared: ResourceType | None, fail: Fail) -> by
             item = float(value)  # type: ignore[arg-type]
         except OverflowError:
             fail(f"{value} is too large for a Float")
-        canonical = True  # cbor2 then picks 16, 32 or 64 bits: the shortest that is still exact
     elif kind is ResourceType.OPAQUE:
         item = bytes(value)  # type: ignore[arg-type]
     else:  # Integer, Unsigned, Boolean, String, Corelnk: the CBOR item of the same kind
         item = value
     try:
-        return cbor2.dumps(item, canonical=canonical)
+        return dumps(item)
     except Exception as exc:  # e.g. a str holding a lone surrogate, which UTF-8 can't carry
         fail(f"cbor2 could not encode {value!r}: {exc}")
+
+
+def dumps(item: object) -> bytes:
+    """``item`` as CBOR, each float at its shortest exact width, map keys in the order given."""
+    return cbor2.dumps(item, encoders={float: _encode_float})
+
+
+def _encode_float(encoder: cbor2.CBOREncoder, value: float) -> None:
+    """The shortest CBOR float (half, single or double) that gives back exactly ``value``."""
+    for initial, code in ((b"\xf9", ">e"), (b"\xfa", ">f")):
+        try:
+            packed = struct.pack(code, value)
+        except OverflowError:
+            continue
+        back = struct.unpack(code, packed)[0]
+        same = back == value and math.copysign(1, back) == math.copysign(1, value)
+        if same or (math.isnan(value) and math.isnan(back)):
+            encoder.write(initial + packed)
+            return
+    encoder.write(b"\xfb" + struct.pack(">d", value))
