@@ -96,6 +96,7 @@ __all__ = [
     "FLAG_SIGNED",
     "FORMAT_VERSION",
     "MAGIC",
+    "MAX_OVERHEAD",
     "MAX_TEXT_BYTES",
     "SIGNATURE_SIZE",
     "KeyFileError",
@@ -121,6 +122,10 @@ _START = 8  # magic, format version, flags and header length: enough to know the
 _TEXT_FIELDS = ("name", "version", "device type")
 _MIN_HEADER = _FIXED.size + len(_TEXT_FIELDS) * (1 + 1)
 _MAX_HEADER = _FIXED.size + len(_TEXT_FIELDS) * (1 + MAX_TEXT_BYTES)
+
+#: The most bytes a package has before its image (the longest header plus a signature): a slot
+#: of S bytes holds any image of up to S - MAX_OVERHEAD bytes.
+MAX_OVERHEAD = _MAX_HEADER + SIGNATURE_SIZE
 
 _UNSUPPORTED = UpdateResult.UNSUPPORTED_PACKAGE_TYPE
 _INTEGRITY = UpdateResult.INTEGRITY_FAILURE

@@ -40,6 +40,20 @@ class Level(IntEnum):
     RESOURCE = 3  #: ``/O/I/R``
     RESOURCE_INSTANCE = 4  #: ``/O/I/R/RI``
 
+    @property
+    def label(self) -> str:
+        """The level in words: ``"object instance"``, ``"resource"``, ..."""
+        return _LEVEL_LABELS[self]
+
+
+_LEVEL_LABELS = {
+    Level.ROOT: "root",
+    Level.OBJECT: "object",
+    Level.INSTANCE: "object instance",
+    Level.RESOURCE: "resource",
+    Level.RESOURCE_INSTANCE: "resource instance",
+}
+
 
 class Path:
     """An LwM2M path. Build it from text or from ids::
@@ -183,7 +197,7 @@ def _parse(text: str) -> tuple[int, ...]:
         )
     ids = []
     for position, segment in enumerate(segments):
-        level_name = Level(position + 1).name.lower().replace("_", " ")
+        level_name = Level(position + 1).label
         if segment == "":
             where = "a trailing '/'" if position == len(segments) - 1 else "an empty level ('//')"
             raise PathError(f"path {text!r} has {where}; write it like '/5/0/3'")
@@ -203,7 +217,7 @@ def _checked_ids(parts: Iterable[object]) -> tuple[int, ...]:
     if len(ids) > len(Level) - 1:
         raise PathError(f"ids {ids!r}: LwM2M paths have at most 4 levels")
     for position, value in enumerate(ids):
-        level_name = Level(position + 1).name.lower().replace("_", " ")
+        level_name = Level(position + 1).label
         if isinstance(value, bool) or not isinstance(value, int):
             raise PathError(
                 f"ids {ids!r}: the {level_name} id {value!r} is not an int; "

@@ -516,7 +516,7 @@ def test_record_with_a_value_is_an_error_in_decode_paths():
         (b'[{"n":"/3/0/9","s":95}]', "sum"),
         (b'[{"n":"3/0/9","v":95}]', "absolute paths"),
         (b'[{"n":"/3/0/x","v":95}]', "not an LwM2M path"),
-        (b'[{"n":"/3/0","v":95}]', "whole instance"),
+        (b'[{"n":"/3/0","v":95}]', "whole object instance"),
         (b'[{"n":"/3/0/6","v":1}]', "multiple resource"),
         (b'[{"n":"/3/0/9/0","v":1}]', "single resource"),
         (b'[{"n":"/3/0/4","v":1}]', "executable"),
@@ -585,7 +585,7 @@ def test_encoding_a_value_of_the_wrong_type_is_an_error(fmt):
 
 @BOTH
 def test_encoding_a_whole_instance_as_one_value_is_an_error(fmt):
-    with pytest.raises(CodecError, match="whole instance"):
+    with pytest.raises(CodecError, match="whole object instance"):
         encode({"/3/0": 1}, fmt, "/3")
 
 

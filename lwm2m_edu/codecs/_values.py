@@ -125,7 +125,7 @@ def single_value_path(base: Path, model: Model, format_name: str, fail: Fail) ->
     if base.level < Level.RESOURCE:
         fail(
             f"{format_name} carries a single value, but {base} is a whole "
-            f"{base.level.name.lower()}; use SenML CBOR (112), SenML JSON (110) or TLV (11542)"
+            f"{base.level.label}; use SenML CBOR (112), SenML JSON (110) or TLV (11542)"
         )
     resource = model.resource(base)
     if base.level is Level.RESOURCE and resource is not None and resource.multiple:
@@ -145,3 +145,24 @@ def the_single_value(
         listed = ", ".join(str(p) for p in sorted(values)) or "nothing"
         fail(f"{format_name} encodes exactly one value at {base}; got {listed}")
     return values[base]
+
+
+def value_path(path: Path, model: Model, fail: Fail) -> None:
+    """Check that a value sits where values live: on a single resource (``/O/I/R``) or on an
+    instance of a multiple one (``/O/I/R/RI``), as the model says (formats that name each
+    value's path: SenML, LwM2M CBOR)."""
+    if path.level < Level.RESOURCE:
+        fail(
+            f"a value at {path}, a whole {path.level.label}; values belong to resources "
+            "(/O/I/R) or resource instances (/O/I/R/RI)"
+        )
+    resource = model.resource(path)
+    if resource is None:
+        return
+    if resource.multiple and path.level is Level.RESOURCE:
+        fail(
+            f"{path} ({resource.name}) is a multiple resource: its values are resource "
+            f"instances such as {path.child(0)}"
+        )
+    if not resource.multiple and path.level is Level.RESOURCE_INSTANCE:
+        fail(f"{path.parent} ({resource.name}) is a single resource: it has no instance {path}")

@@ -38,7 +38,7 @@ from ..model import Model, Value
 from ..paths import MAX_ID, Level, Path
 from . import CodecError, ContentFormat
 from ._cbor_items import describe, encode_value, item_to_value, load_item
-from ._values import resource_type
+from ._values import resource_type, value_path
 
 __all__ = ["decode", "encode"]
 
@@ -52,12 +52,6 @@ _BREAK = b"\xff"  #: ends an indefinite-length item
 #: some slack so that "5 levels of maps" gets our own explanation rather than cbor2's.
 _MAX_CBOR_DEPTH = 8
 
-_LEVEL_NAMES = {
-    Level.OBJECT: "object",
-    Level.INSTANCE: "object instance",
-    Level.RESOURCE: "resource",
-    Level.RESOURCE_INSTANCE: "resource instance",
-}
 
 # A tree of values on its way to the wire: id -> subtree, or id -> the encoded leaf item.
 _Tree = dict[int, "_Tree | bytes"]
@@ -74,7 +68,7 @@ def encode(values: dict[Path, Value], base: Path, model: Model) -> bytes:
         def fail(message: str, path: Path = path) -> NoReturn:
             raise CodecError(message, format=FORMAT, path=path)
 
-        _check_leaf_path(path, model, fail)
+        value_path(path, model, fail)
         leaf = encode_value(values[path], resource_type(model, path), fail)
         node = tree
         for position, child_id in enumerate(path.ids[:-1]):
@@ -129,7 +123,7 @@ def decode(payload: bytes, base: Path, model: Model) -> dict[Path, Value]:
                 f"the payload holds {path}, which is not at or below the request path {base}; "
                 "LwM2M CBOR paths are absolute, starting from the object id"
             )
-        _check_leaf_path(path, model, fail_at)
+        value_path(path, model, fail_at)
         values[path] = item_to_value(item, resource_type(model, path), fail_at)
     return values
 
@@ -157,7 +151,7 @@ def _collect(node: dict, prefix: tuple[int, ...], leaves: dict[Path, object], fa
             continue
         if path.level < Level.RESOURCE:
             fail(
-                f"{path} is a whole {_LEVEL_NAMES[path.level]}, so it holds a map of ids, not "
+                f"{path} is a whole {path.level.label}, so it holds a map of ids, not "
                 f"{describe(item)}; values sit at resource (/O/I/R) or resource-instance level",
                 path=path,
             )
@@ -195,22 +189,3 @@ def _show(key: object) -> str:
 
 
 # -- both ways ----------------------------------------------------------------------------------
-
-
-def _check_leaf_path(path: Path, model: Model, fail) -> None:
-    """A value belongs to a resource or resource instance, single or multiple as the model says."""
-    if path.level < Level.RESOURCE:
-        fail(
-            f"a value at {path}, a whole {_LEVEL_NAMES[path.level]}; values belong to resources "
-            "(/O/I/R) or resource instances (/O/I/R/RI)"
-        )
-    resource = model.resource(path)
-    if resource is None:
-        return
-    if resource.multiple and path.level is Level.RESOURCE:
-        fail(
-            f"{path} ({resource.name}) is a multiple resource: its values are resource "
-            f"instances such as {path.child(0)}"
-        )
-    if not resource.multiple and path.level is Level.RESOURCE_INSTANCE:
-        fail(f"{path.parent} ({resource.name}) is a single resource: it has no instance {path}")

@@ -79,6 +79,7 @@ from ._values import (
     resource_type,
     time_to_seconds,
     type_for_encoding,
+    value_path,
 )
 
 __all__ = [
@@ -185,7 +186,7 @@ def encode_records(
 
         if not record.path.startswith(base):
             fail(f"{record.path} is not at or below the base path {base}")
-        _check_level(record.path, model, fail)
+        value_path(record.path, model, fail)
         if record.value is None:
             fail("a record to encode needs a value (use encode_paths for names only)")
         fields: dict[str, object] = {}
@@ -233,7 +234,7 @@ def decode_records(
         present = [f for f in _VALUE_FIELDS if f in fields]
         if not present:
             fail("the record has no value field (v, vs, vb, vd or vlo)")
-        _check_level(path, model, fail)
+        value_path(path, model, fail)
         field = present[0]
         value = _typed_value(field, fields[field], resource_type(model, path), fail)
         records.append(Record(path, value, time))
@@ -334,25 +335,6 @@ def _names(paths: Sequence[Path], base: Path) -> list[tuple[str | None, str | No
     return names
 
 
-def _check_level(path: Path, model: Model, fail: Fail) -> None:
-    """A record names a resource (``/O/I/R``) or a resource instance (``/O/I/R/RI``)."""
-    if path.level < Level.RESOURCE:
-        fail(
-            f"a SenML record carries one value, so its name must be a resource path; "
-            f"{path} is a whole {path.level.name.lower()}"
-        )
-    resource = model.resource(path)
-    if resource is None:
-        return
-    if resource.multiple and path.level is Level.RESOURCE:
-        fail(
-            f"{resource.name} is a multiple resource: each value needs its instance, "
-            f"e.g. {path.child(0)}"
-        )
-    if not resource.multiple and path.level is Level.RESOURCE_INSTANCE:
-        fail(f"{resource.name} is a single resource; it has no instance {path.ids[3]}")
-
-
 def _wire_value(value: object, declared: ResourceType | None, fail: Fail) -> tuple[str, object]:
     """The value field and the value as SenML writes it (vd still as bytes)."""
     kind = type_for_encoding(value, declared, fail)
@@ -426,7 +408,7 @@ def _resolve(
             # Reported here, with the path, rather than as a missing value below.
             raise CodecError(
                 f"record {index}: a SenML record carries one value, so its name must be a "
-                f"resource path; {path} is a whole {path.level.name.lower()}",
+                f"resource path; {path} is a whole {path.level.label}",
                 format=fmt,
                 path=path,
             )

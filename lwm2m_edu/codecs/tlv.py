@@ -157,7 +157,7 @@ def encode(values: dict[Path, Value], base: Path, model: Model) -> bytes:
         if path.level < Level.RESOURCE:
             _raise(
                 f"values belong to resources (/O/I/R) or resource instances (/O/I/R/RI); "
-                f"{path} is a whole {path.level.name.lower()}",
+                f"{path} is a whole {path.level.label}",
                 path,
             )
     items = sorted(values.items(), key=lambda item: item[0].ids)

@@ -167,6 +167,15 @@ class FirmwareObject:
             f"Result={self.result.value} {self.result.name} {self.delivery_method.name}>"
         )
 
+    def restore(self, state: State, result: UpdateResult, package_uri: str) -> None:
+        """Take up the state persisted before a reboot (as Anjay's ``initial_state`` does).
+
+        This is not a transition: the device was already there before it rebooted.
+        """
+        self.machine.state, self.machine.result = state, result
+        self.package_uri = package_uri
+        self.transfer = None
+
     # -- Read ---------------------------------------------------------------------------------
 
     def read(self, resource_id: int) -> Outcome:
