@@ -11,8 +11,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lwm2m_edu"
 CORE = [
-    "paths.py", "model.py", "codecs", "fota.py", "handlers.py", "flash.py", "package.py",
-    "bootloader.py", "flash_handlers.py", "objects",
+    "paths.py",
+    "model.py",
+    "codecs",
+    "fota.py",
+    "handlers.py",
+    "flash.py",
+    "package.py",
+    "bootloader.py",
+    "flash_handlers.py",
+    "objects",
 ]
 FORBIDDEN_MODULES = {"aiocoap", "aiohttp", "asyncio", "socket", "selectors", "time"}
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "time_ns"}
