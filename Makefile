@@ -12,8 +12,9 @@ INSTALLED := $(VENV)/.installed
 
 test: lint unit notebooks
 
+# JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: $(INSTALLED) dot
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 venv: $(INSTALLED)
 
