@@ -320,7 +320,10 @@ class Bootloader:
         try:
             info = self.verify(staging, staged.size if staged else None)
         except PackageError as error:
-            self.write_record(state=State.IDLE, result=UpdateResult.INTEGRITY_FAILURE, staged=None)
+            self.write_record(
+                state=State.IDLE, result=UpdateResult.INTEGRITY_FAILURE, staged=None,
+                package_uri="", download_offset=0, etag=b"",
+            )  # fmt: skip
             return f"the staged package failed verification ({error.reason}): result 5"
         if self.self_test is not None and not self.self_test(info):
             self.write_record(state=State.DOWNLOADED, result=UpdateResult.UPDATE_FAILED)

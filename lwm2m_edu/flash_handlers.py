@@ -23,7 +23,7 @@ or a power cut the device comes back where it was. Every chunk leaves a ``ChunkT
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .bootloader import Bootloader, StagedPackage
 from .flash import FlashOperation
@@ -87,6 +87,8 @@ class FlashFirmwareHandlers:
         Call it once after boot, with the object built on these handlers.
         """
         record = self.bootloader.record
+        # The record is the truth after boot, also for handlers made before it was read.
+        self.staged, self.package_uri = record.staged, record.package_uri
         firmware.restore(record.state, record.result, record.package_uri)
         firmware.observers.append(self.on_step)
 
@@ -96,9 +98,12 @@ class FlashFirmwareHandlers:
             self.package_uri = getattr(step.event, "uri", "")
         staged = self.staged if step.state in (State.DOWNLOADED, State.UPDATING) else None
         uri = self.package_uri if step.state is not State.IDLE else ""
+        # Only the start of a download enters DOWNLOADING: none of the new package is on flash
+        # yet (this runs before package_write_start / uri_write, so ``_written`` would still
+        # count the previous package).
         self.bootloader.write_record(
             state=step.state, result=step.result, package_uri=uri, staged=staged,
-            download_offset=self._written if step.state is State.DOWNLOADING else 0,
+            download_offset=0,
         )  # fmt: skip
 
     # -- staging a package: shared by push and pull ----------------------------------------------
@@ -147,7 +152,12 @@ class FlashFirmwareHandlers:
             raise RuntimeError("finish() before begin(): no package is being received")
         granularity = self.flash.profile.write_granularity
         if self._pending:
+            first_operation = self.flash.operation_count
             self._program(self._pending + b"\xff" * (-len(self._pending) % granularity))
+            if self.timeline:  # the flush of the last chunk's tail belongs to that chunk
+                last = self.timeline[-1]
+                flushed = tuple(self.flash.operations[first_operation:])
+                self.timeline[-1] = replace(last, flash=last.flash + flushed)
         try:
             info = self._verifier.finish()
         except PackageError as error:
