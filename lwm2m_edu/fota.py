@@ -13,17 +13,20 @@ download finishes or fails, the installation succeeds or fails, a user defers or
 The device reports where it is in /5/0/3 *State* and how the last attempt ended in /5/0/5
 *Update Result*; a server observes both to follow the update::
 
-                 write Package / Package URI                 download finished
-        ┌──────┐ ───────────────────────────► ┌─────────────┐ ─────────────────► ┌────────────┐
-        │ IDLE │                              │ DOWNLOADING │                    │ DOWNLOADED │
-        │  0   │ ◄─────────────────────────── │      1      │                    │     2      │
-        └──────┘   download failed (2..7, 9)  └─────────────┘                    └────────────┘
-          ▲  ▲     cancel (10), reset (0)                            execute Update │   ▲
-          │  │                                                                     ▼   │ update
-          │  │     cancel (10), reset (0) from DOWNLOADED            ┌──────────┐      │ failed (8)
-          │  └────────────────────────────────────────────────────  │ UPDATING │ ─────┘
-          └──────────────────────────────────────────────────────── │    3     │
-                  update succeeded (1), integrity failure (5)       └──────────┘
+             write Package / Package URI (0)         download finished (0)
+    ┌──────┐ ──────────────────────────────► ┌─────────────┐ ──────────────► ┌────────────┐
+    │ IDLE │                                 │ DOWNLOADING │                 │ DOWNLOADED │ ◄──┐
+    │  0   │ ◄────────────────────────────── │      1      │                 │     2      │ ───┘
+    └──────┘  download failed (2..7, 9),     └─────────────┘                 └────────────┘ user
+     ▲    ▲   cancel (10), reset (0)                                          │   │   ▲     defers
+     │    │                                                                   │   │   │     (11)
+     │    └────────────────────── cancel (10), reset (0) ─────────────────────┘   │   │
+     │                                                          execute Update (0) │   │ update
+     │                                                                             ▼   │ failed (8)
+     │    update succeeded (1), integrity failure at install (5)              ┌──────────┐
+     └─────────────────────────────────────────────────────────────────────── │ UPDATING │
+                                                                              │    3     │
+                                                                              └──────────┘
 
 Numbers in brackets are the Update Result the transition leaves behind. Two rules cut across
 the picture: Update Result goes back to 0 whenever a download or an update *starts*, and any
