@@ -21,6 +21,8 @@ CORE = [
     "bootloader.py",
     "flash_handlers.py",
     "objects",
+    "observe.py",
+    "dm.py",
 ]
 FORBIDDEN_MODULES = {"aiocoap", "aiohttp", "asyncio", "socket", "selectors", "time"}
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "time_ns"}

@@ -111,6 +111,8 @@ class FirmwareObject:
 
     object_id = 5
     instance_id = 0
+    #: what the data model serves it as (through ``objects.base.SingleInstance``)
+    definition = FIRMWARE_UPDATE
 
     def __init__(
         self,
