@@ -1,0 +1,495 @@
+"""The LwM2M client on real CoAP: registration, device management, observe and firmware push.
+
+An LwM2M client is a CoAP *client* and a CoAP *server* on one UDP socket:
+
+* as a client it **registers** (``POST /rd?ep=NAME&lt=LIFETIME&lwm2m=1.1&b=U`` with its object
+  links), **updates** the registration before the lifetime runs out, **sends** data
+  (``POST /dp``) and **de-registers** (``DELETE /rd/LOCATION``) when it stops;
+* as a server it answers the LwM2M server's Device Management requests — Read, Write, Execute,
+  Discover, Observe, ... — which arrive at the address the registration came from. That is why
+  both roles must share the socket: the server learns where to send requests from the source of
+  the Register datagram.
+
+This module is the thin async edge around the sans-I/O pieces: ``dm.DataModel`` decides what
+every request means and answers it, ``observe.Observations`` decides when a notification is
+due. Here we only move messages between aiocoap and those two, keep the registration alive and
+run the timers. Every request is answered at once (piggy-backed): servers such as Wakaama do not
+wait for separate responses, so slow work (a download, a reboot) goes on in the background.
+
+A push of a firmware package (a Block1 Write to /5/0/0 in Content-Format 42) is streamed: each
+block goes straight to ``FirmwareObject.write_package`` — the package is never held whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiocoap
+from aiocoap import Code as CoapCode
+from aiocoap import Message, interfaces
+from aiocoap.numbers.types import Type
+
+from .codecs import ContentFormat, encode
+from .codecs.linkformat import encode_links
+from .dm import DataModel, Method, Refused, Request, Response
+from .objects import Code
+from .observe import InvalidAttributes, Observations
+from .paths import Path, PathError
+
+__all__ = ["Client", "ClientError", "RetryPolicy", "bound_address"]
+
+#: RFC 7252's MAX_TRANSMIT_WAIT with default parameters: how long a CON exchange may take.
+MAX_TRANSMIT_WAIT = 93.0
+FIRMWARE_PACKAGE = Path(5, 0, 0)
+
+
+class ClientError(Exception):
+    """The client could not do what was asked (e.g. the server refused the registration)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the client retries registering with an absent server: ``first`` seconds, doubling
+    up to ``longest`` (Anjay Lite doubles its Communication Retry Timer the same way)."""
+
+    first: float = 1.0
+    longest: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first * 2 ** (attempt - 1), self.longest)
+
+
+def bound_address(context: aiocoap.Context) -> tuple[str, int]:
+    """The (host, port) an aiocoap context's UDP socket is bound to (it may have asked for 0)."""
+    for interface in context.request_interfaces:
+        transport = getattr(
+            getattr(getattr(interface, "token_interface", None), "message_interface", None),
+            "transport",
+            None,
+        )
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            host, port = sock.getsockname()[:2]
+            return host.removeprefix("::ffff:"), port
+    raise ClientError("the aiocoap context has no UDP socket")
+
+
+@dataclass
+class _Observer:
+    """One observation: the pipe its notifications go into, and how to encode them."""
+
+    pipe: object
+    paths: list[Path]
+    content_format: int
+    composite: bool
+
+
+@dataclass
+class _Registration:
+    location: tuple[str, ...] = ()
+    registered_at: float = 0.0
+    links: bytes = b""
+    registered: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Client:
+    """An LwM2M client for ``endpoint`` serving ``data_model`` from one UDP socket.
+
+    ``await client.start("coap://127.0.0.1:5683")`` binds (loopback, a free port unless
+    ``port`` is given), registers and returns once registered; ``await client.stop()``
+    de-registers and closes everything. ``log`` receives one line per request served and per
+    registration event, so a person can follow along.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        data_model: DataModel,
+        *,
+        lifetime: int = 300,
+        binding: str = "U",
+        queue_mode: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.time,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.data_model = data_model
+        self.lifetime = lifetime
+        self.binding = binding
+        self.queue_mode = queue_mode
+        self.host, self.port = host, port
+        self.retry = retry
+        self.clock = clock
+        self.log = log or (lambda line: None)
+        self.server_uri: str | None = None
+        self.context: aiocoap.Context | None = None
+        self.observations = Observations()
+        self._observers: dict[object, _Observer] = {}
+        self._registration = _Registration()
+        self._tasks: list[asyncio.Task] = []
+        self._wakeup = asyncio.Event()
+        self._links_changed = False
+        self.after_response: list[Callable[[], None]] = []
+        data_model.on_change.append(self._value_changed)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.context is None:
+            raise ClientError("the client is not started")
+        return bound_address(self.context)
+
+    @property
+    def registered(self) -> bool:
+        return self._registration.registered.is_set()
+
+    @property
+    def location(self) -> str:
+        return "/" + "/".join(self._registration.location)
+
+    async def start(self, server_uri: str) -> None:
+        """Bind, register with ``server_uri`` (retrying while it is absent), keep it registered."""
+        if self.context is not None:
+            raise ClientError(f"{self.endpoint} is already started; stop() it first")
+        self.server_uri = server_uri.rstrip("/")
+        self.context = await aiocoap.Context.create_server_context(
+            _ClientResource(self), bind=(self.host, self.port), transports=["udp6"]
+        )
+        self.log(f"{self.endpoint}: listening on {self.host}:{self.address[1]}")
+        self._tasks = [
+            asyncio.create_task(self._keep_registered(), name=f"{self.endpoint} registration"),
+            asyncio.create_task(self._notify(), name=f"{self.endpoint} notifications"),
+        ]
+        await self._registration.registered.wait()
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """De-register (unless ``deregister=False``: a crash or reboot) and close the socket."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if deregister and self.registered and self.context is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._request(CoapCode.DELETE, self.location), 5)
+                self.log(f"{self.endpoint}: de-registered")
+        self._registration = _Registration()
+        # Open observations simply end with the socket, as when a device loses power; after a
+        # De-register the server has dropped them anyway.
+        self._observers.clear()
+        self.observations = Observations()
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the registration interface ---------------------------------------------------------------
+
+    def _links(self) -> bytes:
+        return encode_links(self.data_model.registration_links(ContentFormat.SENML_CBOR))
+
+    def _query(self) -> list[str]:
+        query = [f"ep={self.endpoint}", f"lt={self.lifetime}", "lwm2m=1.1", f"b={self.binding}"]
+        if self.queue_mode:
+            query.append("Q")
+        return query
+
+    async def register(self) -> None:
+        """Send Register; raises ``ClientError`` if the server refuses."""
+        links = self._links()
+        response = await self._request(
+            CoapCode.POST, "/rd", query=self._query(), payload=links,
+            content_format=ContentFormat.LINK_FORMAT,
+        )  # fmt: skip
+        if response.code != CoapCode.CREATED:
+            raise ClientError(
+                f"the server refused the registration: {response.code} "
+                f"{response.payload.decode(errors='replace')}"
+            )
+        registration = self._registration
+        registration.location = tuple(response.opt.location_path)
+        registration.registered_at = self.clock()
+        registration.links = links
+        registration.registered.set()
+        self.observations = Observations()  # a new registration starts without observations
+        self.log(f"{self.endpoint}: registered at {self.location} (lifetime {self.lifetime} s)")
+
+    async def update(self, *, with_links: bool = False) -> None:
+        """Send a registration Update; registers again if the server forgot us (4.04)."""
+        links = self._links()
+        with_links = with_links or links != self._registration.links
+        response = await self._request(
+            CoapCode.POST, self.location, query=[f"lt={self.lifetime}"] if with_links else [],
+            payload=links if with_links else b"",
+            content_format=ContentFormat.LINK_FORMAT if with_links else None,
+        )  # fmt: skip
+        if response.code == CoapCode.NOT_FOUND:
+            self.log(f"{self.endpoint}: the server forgot the registration (4.04); registering")
+            self._registration.registered.clear()
+            await self.register()
+            return
+        if not response.code.is_successful():
+            raise ClientError(f"the server refused the Update: {response.code}")
+        self._registration.registered_at = self.clock()
+        self._registration.links = links
+        self.log(f"{self.endpoint}: registration updated")
+
+    def next_update_in(self) -> float:
+        """Seconds until the periodic Update, as Anjay Lite schedules it."""
+        due = max(self.lifetime - MAX_TRANSMIT_WAIT, self.lifetime / 2)
+        return max(0.0, self._registration.registered_at + due - self.clock())
+
+    async def _keep_registered(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                if not self.registered:
+                    await self.register()
+                    attempt = 0
+                await asyncio.sleep(self.next_update_in())
+                await self.update()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                self.log(f"{self.endpoint}: {error}; retrying in {delay:g} s")
+                self._registration.registered.clear()
+                await asyncio.sleep(delay)
+
+    def request_update(self) -> None:
+        """Ask for an Update soon (/1/x/8 Registration Update Trigger, a new object instance)."""
+        self._tasks.append(asyncio.create_task(self._update_now()))
+
+    async def _update_now(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.update()
+
+    # -- Send -------------------------------------------------------------------------------------
+
+    async def send(self, paths: list[Path | str]) -> None:
+        """Send the values at ``paths`` to the server (``POST /dp``, SenML CBOR)."""
+        values = {}
+        for path in paths:
+            values.update(self.data_model.read_values(Path(path)))
+        payload = encode(values, ContentFormat.SENML_CBOR, "/")
+        response = await self._request(
+            CoapCode.POST, "/dp", payload=payload, content_format=ContentFormat.SENML_CBOR
+        )
+        if not response.code.is_successful():
+            raise ClientError(f"the server refused Send: {response.code}")
+        self.log(f"{self.endpoint}: sent {', '.join(str(p) for p in values)}")
+
+    # -- observe ----------------------------------------------------------------------------------
+
+    def _value_changed(self, path: Path) -> None:
+        self.observations.changed([path], self.clock())
+        self._wakeup.set()
+
+    async def _notify(self) -> None:
+        while True:
+            deadline = self.observations.next_deadline(self.clock())
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            self._wakeup.clear()
+            for notification in self.observations.due(self.clock(), self._read_paths):
+                observer = self._observers.get(notification.key)
+                if observer is None:
+                    continue
+                message = self._content(notification.values, observer)
+                message.opt.observe = notification.sequence
+                observer.pipe.add_response(message, is_last=False)
+
+    def _read_paths(self, paths: list[Path]) -> dict[Path, object]:
+        values: dict[Path, object] = {}
+        for path in paths:
+            values.update(self.data_model.read_values(path))
+        return values
+
+    def _content(self, values: dict, observer: _Observer) -> Message:
+        base = Path() if observer.composite else observer.paths[0]
+        payload = encode(values, observer.content_format, base, model=self.data_model.model)
+        return Message(
+            code=CoapCode.CONTENT, payload=payload, content_format=observer.content_format
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        code: CoapCode,
+        path: str,
+        *,
+        query: list[str] | None = None,
+        payload: bytes = b"",
+        content_format: int | None = None,
+    ) -> Message:
+        if self.context is None or self.server_uri is None:
+            raise ClientError("the client is not started")
+        message = Message(code=code, uri=self.server_uri + path, payload=payload)
+        if query:
+            message.opt.uri_query = tuple(query)
+        if content_format is not None:
+            message.opt.content_format = content_format
+        return await self.context.request(message).response
+
+    def __repr__(self) -> str:
+        state = f"registered at {self.location}" if self.registered else "not registered"
+        return f"<Client {self.endpoint!r} {state}>"
+
+
+class _ClientResource(interfaces.Resource):
+    """Every request the LwM2M server sends us arrives here (aiocoap's root resource)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self.client = client
+
+    async def needs_blockwise_assembly(self, request: Message) -> bool:
+        return not _is_streamed_push(request)
+
+    async def render(self, request: Message) -> Message:
+        return _to_message(self._handle(request))
+
+    def _handle(self, message: Message) -> Response:
+        client = self.client
+        request = _dm_request(message)
+        if isinstance(request, Response):
+            return request
+        response = client.data_model.handle(request, client.clock())
+        problem = "" if response.code.is_success or not response.diagnostic else response.diagnostic
+        client.log(
+            f"{client.endpoint}: {message.code.name} {request.path} -> {response.code.dotted}"
+            + (f" ({problem})" if problem else "")
+        )
+        return response
+
+    async def render_to_pipe(self, pipe) -> None:
+        request = pipe.request
+        if request.opt.observe == 0 and request.code in (CoapCode.GET, CoapCode.FETCH):
+            await self._observe(pipe)
+        elif _is_streamed_push(request):
+            pipe.add_response(self._push_block(request), is_last=True)
+        else:
+            if request.opt.observe == 1:
+                self._cancel(pipe)
+            await self._render_to_pipe(pipe)
+        for callback in list(self.client.after_response):
+            callback()
+
+    async def _observe(self, pipe) -> None:
+        client = self.client
+        request = pipe.request
+        response = self._handle(request)
+        if not response.code.is_success:
+            pipe.add_response(_to_message(response), is_last=True)
+            return
+        key = (request.remote, request.token)
+        composite = request.code == CoapCode.FETCH
+        dm_request = _dm_request(request)
+        assert isinstance(dm_request, Request)  # _handle answered it successfully
+        try:
+            paths = (
+                client.data_model.composite_paths(dm_request) if composite else [dm_request.path]
+            )
+            attributes = client.data_model.attributes_for(paths, dm_request.query)
+        except (Refused, InvalidAttributes) as error:
+            pipe.add_response(_to_message(_refusal(error)), is_last=True)
+            return
+        first = _to_message(response)
+        first.opt.observe = 0
+        client._observers[key] = _Observer(pipe, paths, response.content_format, composite)
+        client.observations.add(key, paths, attributes, client._read_paths(paths), client.clock())
+        pipe.on_interest_end(lambda: self._forget(key))
+        pipe.add_response(first, is_last=False)
+        client._wakeup.set()
+
+    def _forget(self, key: object) -> None:
+        self.client._observers.pop(key, None)
+        self.client.observations.cancel(key)
+
+    def _cancel(self, pipe) -> None:
+        request = pipe.request
+        self._forget((request.remote, request.token))
+
+    def _push_block(self, request: Message) -> Message:
+        """One Block1 block of a firmware push, straight to the Package handlers."""
+        firmware = self.client.data_model.firmware
+        block = request.opt.block1
+        offset = block.start if block is not None else 0
+        last = block is None or not block.more
+        outcome = firmware.write_package(request.payload, offset=offset, last=last,
+                                         now=self.client.clock())  # fmt: skip
+        self.client.log(
+            f"{self.client.endpoint}: {request.code.name} /5/0/0 block "
+            f"{block.block_number if block else 0} -> {outcome.code.dotted}"
+        )
+        message = Message(code=CoapCode(int(outcome.code)), payload=outcome.diagnostic.encode())
+        if block is not None:
+            message.opt.block1 = block
+        return message
+
+
+def _dm_request(message: Message) -> Request | Response:
+    """The sans-I/O request for an aiocoap message (or the error answer if it can't be one)."""
+    try:
+        path = Path.from_uri_path(message.opt.uri_path)
+    except PathError as error:
+        return Response(Code.NOT_FOUND, diagnostic=str(error))
+    try:
+        method = Method(int(message.code))
+    except ValueError:
+        return Response(Code.METHOD_NOT_ALLOWED, diagnostic=f"{message.code} is not LwM2M")
+    return Request(
+        method=method, path=path, payload=message.payload,
+        content_format=message.opt.content_format, accept=message.opt.accept,
+        query=tuple(message.opt.uri_query), observe=message.opt.observe,
+        confirmable=message.mtype in (Type.CON, None),
+    )  # fmt: skip
+
+
+def _refusal(error: Exception) -> Response:
+    if isinstance(error, Refused):
+        return Response(error.code, diagnostic=error.diagnostic)
+    return Response(Code.BAD_REQUEST, diagnostic=str(error))
+
+
+def _is_streamed_push(request: Message) -> bool:
+    return (
+        request.code in (CoapCode.PUT, CoapCode.POST)
+        and tuple(request.opt.uri_path) == FIRMWARE_PACKAGE.uri_path
+        and request.opt.content_format in (None, ContentFormat.OPAQUE)
+    )
+
+
+def _to_message(response: Response) -> Message:
+    payload = response.payload
+    if not payload and response.diagnostic and not response.code.is_success:
+        payload = response.diagnostic.encode()
+    message = Message(code=CoapCode(int(response.code)), payload=payload)
+    if response.content_format is not None and response.code.is_success:
+        message.opt.content_format = response.content_format
+    if response.location_path:
+        message.opt.location_path = response.location_path
+    return message
+
+
+def new_endpoint_name(prefix: str = "lwm2m-edu") -> str:
+    """A fresh endpoint name, e.g. ``lwm2m-edu-3f2a9c``."""
+    return f"{prefix}-{secrets.token_hex(3)}"
