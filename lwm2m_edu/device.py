@@ -105,6 +105,9 @@ class EmulatedDevice:
         self.handlers: FlashFirmwareHandlers | None = None
         self.firmware: FirmwareObject | None = None
         self.data_model: DataModel | None = None
+        #: keyword options for ``download.download`` (``retries``, ``retry_delay``, ``timeout``,
+        #: ``block_size``): how hard a pull tries before it reports Update Result 4
+        self.download_options: dict[str, float | int] = {}
         self._tasks: set[asyncio.Task] = set()
         self._rebooting: asyncio.Task | None = None
         self.rebooted = asyncio.Event()
@@ -139,6 +142,10 @@ class EmulatedDevice:
 
     async def stop(self) -> None:
         """De-register and stop (the device is switched off cleanly)."""
+        rebooting = self._rebooting
+        if rebooting is not None and rebooting is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await rebooting  # let a reboot in progress finish first
         await self._shutdown(deregister=True)
 
     async def reboot(self) -> None:
@@ -163,9 +170,6 @@ class EmulatedDevice:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._rebooting is not None and not self._rebooting.done():
-            with contextlib.suppress(Exception):
-                await self._rebooting
         await self.stop()
 
     # -- the objects ------------------------------------------------------------------------------
@@ -232,7 +236,7 @@ class EmulatedDevice:
         try:
             await download(
                 uri, handlers.write_chunk, coap_context=client.context,
-                on_restart=lambda: handlers.begin(uri),
+                on_restart=lambda: handlers.begin(uri), **self.download_options,
             )  # fmt: skip
         except DownloadError as error:
             self.log(f"{self.endpoint}: download failed: {error}")
