@@ -136,7 +136,8 @@ class Client:
         self._registration = _Registration()
         self._tasks: list[asyncio.Task] = []
         self._wakeup = asyncio.Event()
-        self._links_changed = False
+        self.bootstrapping = False
+        self._bootstrap_finished: asyncio.Future[None] | None = None
         self.after_response: list[Callable[[], None]] = []
         data_model.on_change.append(self._value_changed)
 
@@ -156,15 +157,26 @@ class Client:
     def location(self) -> str:
         return "/" + "/".join(self._registration.location)
 
-    async def start(self, server_uri: str) -> None:
-        """Bind, register with ``server_uri`` (retrying while it is absent), keep it registered."""
+    async def start(
+        self, server_uri: str | None = None, *, bootstrap_uri: str | None = None
+    ) -> None:
+        """Bind, register with ``server_uri`` (retrying while it is absent), keep it registered.
+
+        With ``bootstrap_uri`` instead, first ask that Bootstrap-Server for the configuration
+        (client-initiated bootstrap), then register with the server it provisioned.
+        """
         if self.context is not None:
             raise ClientError(f"{self.endpoint} is already started; stop() it first")
-        self.server_uri = server_uri.rstrip("/")
+        if (server_uri is None) == (bootstrap_uri is None):
+            raise ClientError("give start() either server_uri or bootstrap_uri")
         self.context = await aiocoap.Context.create_server_context(
             _ClientResource(self), bind=(self.host, self.port), transports=["udp6"]
         )
         self.log(f"{self.endpoint}: listening on {self.host}:{self.address[1]}")
+        if bootstrap_uri is not None:
+            server_uri = await self.bootstrap(bootstrap_uri)
+        assert server_uri is not None
+        self.server_uri = server_uri.rstrip("/")
         self._tasks = [
             asyncio.create_task(self._keep_registered(), name=f"{self.endpoint} registration"),
             asyncio.create_task(self._notify(), name=f"{self.endpoint} notifications"),
@@ -280,6 +292,53 @@ class Client:
         with contextlib.suppress(Exception):
             await self.update()
 
+    # -- the bootstrap interface --------------------------------------------------------------
+
+    async def bootstrap(self, bootstrap_uri: str, *, timeout: float = 30.0) -> str:
+        """Client-initiated bootstrap; returns the URI of the LwM2M server it was given.
+
+        ``POST /bs?ep=NAME`` asks for the configuration; the Bootstrap-Server then writes /0
+        and /1 (Bootstrap-Write), may delete and discover, and ends with Bootstrap-Finish,
+        which the data model accepts only if the configuration is consistent.
+        """
+        self._bootstrap_finished = asyncio.get_running_loop().create_future()
+        self.bootstrapping = True
+        try:
+            response = await self._request_to(
+                bootstrap_uri.rstrip("/"), CoapCode.POST, "/bs",
+                query=[f"ep={self.endpoint}", f"pct={int(ContentFormat.SENML_CBOR)}"],
+            )  # fmt: skip
+            if not response.code.is_successful():
+                raise ClientError(f"the Bootstrap-Server refused the request: {response.code}")
+            self.log(f"{self.endpoint}: bootstrap requested from {bootstrap_uri}")
+            async with asyncio.timeout(timeout):
+                await self._bootstrap_finished
+        finally:
+            self.bootstrapping = False
+        server_uri, lifetime = self._provisioned_server()
+        self.lifetime = lifetime
+        self.log(f"{self.endpoint}: bootstrapped: server {server_uri}, lifetime {lifetime} s")
+        return server_uri
+
+    def _provisioned_server(self) -> tuple[str, int]:
+        security, servers = self.data_model.objects[0], self.data_model.objects[1]
+        for account in security.accounts():
+            if account.bootstrap or account.short_server_id is None:
+                continue
+            instance = servers.instance_for(account.short_server_id)
+            if instance is not None:
+                return account.uri, servers.lifetime(instance)
+        raise ClientError("the bootstrap left no LwM2M server account in /0 and /1")
+
+    def _bootstrap_finish(self) -> Response:
+        response = self.data_model.bootstrap_finish(self.clock())
+        finished = self._bootstrap_finished
+        if response.code.is_success and finished is not None and not finished.done():
+            # After the 2.04 has gone out: the client then registers with the new server.
+            asyncio.get_running_loop().call_soon(finished.set_result, None)
+        self.log(f"{self.endpoint}: POST /bs (Bootstrap-Finish) -> {response.code.dotted}")
+        return response
+
     # -- Send -------------------------------------------------------------------------------------
 
     async def send(self, paths: list[Path | str]) -> None:
@@ -340,9 +399,26 @@ class Client:
         payload: bytes = b"",
         content_format: int | None = None,
     ) -> Message:
-        if self.context is None or self.server_uri is None:
+        if self.server_uri is None:
+            raise ClientError("the client has no LwM2M server yet")
+        return await self._request_to(
+            self.server_uri, code, path, query=query, payload=payload,
+            content_format=content_format,
+        )  # fmt: skip
+
+    async def _request_to(
+        self,
+        base_uri: str,
+        code: CoapCode,
+        path: str,
+        *,
+        query: list[str] | None = None,
+        payload: bytes = b"",
+        content_format: int | None = None,
+    ) -> Message:
+        if self.context is None:
             raise ClientError("the client is not started")
-        message = Message(code=code, uri=self.server_uri + path, payload=payload)
+        message = Message(code=code, uri=base_uri + path, payload=payload)
         if query:
             message.opt.uri_query = tuple(query)
         if content_format is not None:
@@ -369,10 +445,16 @@ class _ClientResource(interfaces.Resource):
 
     def _handle(self, message: Message) -> Response:
         client = self.client
+        if (
+            client.bootstrapping
+            and message.code == CoapCode.POST
+            and (tuple(message.opt.uri_path) == ("bs",))
+        ):
+            return client._bootstrap_finish()
         request = _dm_request(message)
         if isinstance(request, Response):
             return request
-        response = client.data_model.handle(request, client.clock())
+        response = client.data_model.handle(request, client.clock(), bootstrap=client.bootstrapping)
         problem = "" if response.code.is_success or not response.diagnostic else response.diagnostic
         client.log(
             f"{client.endpoint}: {message.code.name} {request.path} -> {response.code.dotted}"

@@ -126,15 +126,26 @@ class EmulatedDevice:
         """Per-chunk timing of the last download (``flash_handlers.ChunkTiming``)."""
         return self.handlers.timeline if self.handlers else []
 
-    async def start(self, server_uri: str) -> None:
-        """Boot and register with ``server_uri``; returns once registered."""
-        self.server_uri = server_uri
+    async def start(
+        self, server_uri: str | None = None, *, bootstrap_uri: str | None = None
+    ) -> None:
+        """Boot and register with ``server_uri``; returns once registered.
+
+        A factory-fresh device may instead be given only its Bootstrap-Server
+        (``bootstrap_uri``): it asks there which server to use, then registers with it. The
+        configuration it receives survives reboots (a real device keeps /0 and /1 in flash).
+        """
         report = self.bootloader.boot()
         self.boots.append(report)
         self.log(f"{self.endpoint}: boot: {report}")
-        self._build()
+        self.server_uri = server_uri or self.server_uri
+        self._build(bootstrap_uri=None if self.server_uri else bootstrap_uri)
         assert self.client is not None
-        await self.client.start(server_uri)
+        if self.server_uri is None:
+            await self.client.start(bootstrap_uri=bootstrap_uri)
+            self.server_uri = self.client.server_uri
+        else:
+            await self.client.start(self.server_uri)
         if report.record.result is not UpdateResult.INITIAL:
             # Tell the server at once how the update ended (LwM2M 1.1 Send).
             with contextlib.suppress(Exception):
@@ -151,7 +162,6 @@ class EmulatedDevice:
     async def reboot(self) -> None:
         """Power-cycle: go silent without de-registering, boot, register again."""
         await self._shutdown(deregister=False)
-        assert self.server_uri is not None
         await self.start(self.server_uri)
         self.rebooted.set()
 
@@ -174,7 +184,7 @@ class EmulatedDevice:
 
     # -- the objects ------------------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self, *, bootstrap_uri: str | None = None) -> None:
         handlers = FlashFirmwareHandlers(
             self.bootloader, start_download=self._start_download if self.protocols else None
         )
@@ -189,9 +199,12 @@ class EmulatedDevice:
             )
         )
         security = SecurityObject()
-        security.add_server(self.server_uri or "", SHORT_SERVER_ID)
         server = ServerObject(on_update_trigger=lambda ssid: self._request_update())
-        server.add(SHORT_SERVER_ID, self.lifetime)
+        if bootstrap_uri is not None:  # factory-fresh: only the Bootstrap-Server is known
+            security.add_bootstrap_server(bootstrap_uri)
+        else:
+            security.add_server(self.server_uri or "", SHORT_SERVER_ID)
+            server.add(SHORT_SERVER_ID, self.lifetime)
         device = DeviceObject(
             manufacturer="lwm2m_edu",
             model=self.flash.profile.name,

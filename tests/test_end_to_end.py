@@ -150,3 +150,20 @@ async def test_reboots_are_real_the_device_goes_silent_and_registers_anew():
         second = (await next_registration).location
         assert second != first
         assert len(device.boots) == 2
+
+
+async def test_a_factory_fresh_device_bootstraps_then_registers_with_the_server_it_was_given():
+    from lwm2m_edu.bootstrap import BootstrapPlan
+
+    server = await Server.start(bootstrap={"fresh": BootstrapPlan(lifetime=120)})
+    device = EmulatedDevice("fresh")
+    try:
+        await device.start(bootstrap_uri=server.uri)
+        registration = server.registration("fresh")
+        assert registration.lifetime == 120
+        assert await server.read("fresh", "/1/0/1") == 120
+        outcome = await server.update("fresh", NEW, mode="push", timeout=30)
+        assert outcome.ok, str(outcome)  # the provisioned account survives the reboot
+    finally:
+        await device.stop()
+        await server.stop()
