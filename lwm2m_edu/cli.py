@@ -12,6 +12,15 @@ Subcommands:
     wrap a firmware image in a package header, signed if a key is given.
 ``lwm2m-edu package inspect PKG [--verify-key PUB.pem] [--device-type T] [--max-image-size N]``
     print a package's header and check it as a device would.
+``lwm2m-edu client --server coap://HOST:PORT --endpoint NAME [--lifetime S] [--flash PROFILE]
+[--bootstrap]``
+    run an emulated device until interrupted (Ctrl-C de-registers it). With ``--bootstrap``
+    the ``--server`` URI is its Bootstrap-Server.
+``lwm2m-edu server [--host H] [--port P] [--firmware FILE --mode push|pull [--via coap|http]]``
+    serve registrations; given a firmware file, update every device that registers (the file
+    is sent as it is: real devices expect their vendor's own package format).
+``lwm2m-edu demo``
+    a whole push update and a whole pull update between an in-process server and device.
 
 Exit status: 0 done (for ``inspect``: a device would accept the package); 2 the input was
 rejected (for ``inspect``: the package, printed with the Update Result a device would report;
@@ -22,12 +31,14 @@ read or written.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path as FilePath
 
 from . import __version__
 from .codecs import CodecError, ContentFormat, decode
+from .flash import FLASH_PROFILES
 from .model import DEFAULT_MODEL, ModelError
 from .package import (
     KeyFileError,
@@ -41,6 +52,7 @@ from .package import (
     save_public_key,
 )
 from .paths import PathError
+from .terminal import run_client, run_demo, run_server
 
 #: ``inspect`` reads a package in pieces of this size, as a device receives it.
 INSPECT_CHUNK = 4096
@@ -129,7 +141,42 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--max-image-size", type=_byte_count, metavar="BYTES", help="the device's staging slot size"
     )
+    client = commands.add_parser("client", help="run an emulated LwM2M device")
+    client.add_argument("--server", required=True, help="the LwM2M server, coap://HOST:PORT")
+    client.add_argument("--endpoint", required=True, help="the endpoint client name")
+    client.add_argument("--lifetime", type=int, default=300, help="registration lifetime, s")
+    client.add_argument(
+        "--flash", default="nrf52840-internal", choices=sorted(FLASH_PROFILES),
+        help="the emulated flash part",
+    )  # fmt: skip
+    client.add_argument(
+        "--bootstrap", action="store_true", help="--server is a Bootstrap-Server: bootstrap first"
+    )
+    client.add_argument("--host", default="127.0.0.1", help="the address to bind")
+
+    server = commands.add_parser("server", help="run an LwM2M server (and update devices)")
+    server.add_argument("--host", default="127.0.0.1", help="the address to bind")
+    server.add_argument("--port", type=int, default=5683, help="the UDP port (default 5683)")
+    server.add_argument("--firmware", type=FilePath, help="update every device with this file")
+    server.add_argument("--mode", choices=("push", "pull"), default="push")
+    server.add_argument("--via", choices=("coap", "http"), default="coap", help="for pull")
+
+    demo = commands.add_parser("demo", help="a whole push and pull update, in the terminal")
+    demo.add_argument(
+        "--flash", default="nrf52840-internal", choices=sorted(FLASH_PROFILES),
+        help="the emulated flash part",
+    )  # fmt: skip
+    demo.add_argument("--size", type=_byte_count, default=64 * 1024, help="the image size")
     return parser
+
+
+def _run(coroutine) -> int:
+    """Run a long-running command; Ctrl-C ends it cleanly."""
+    try:
+        result = asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        return 130
+    return 0 if result is not False else 1
 
 
 def _print_model(object_id: int | None) -> None:
@@ -248,6 +295,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{path}\t{value!r}")
         elif args.command == "package":
             return _package(args)
+        elif args.command == "client":
+            return _run(
+                run_client(
+                    args.server, args.endpoint, lifetime=args.lifetime, flash=args.flash,
+                    bootstrap=args.bootstrap, host=args.host,
+                )
+            )  # fmt: skip
+        elif args.command == "server":
+            firmware = args.firmware.read_bytes() if args.firmware else None
+            return _run(
+                run_server(host=args.host, port=args.port, firmware=firmware, mode=args.mode,
+                           via=args.via)
+            )  # fmt: skip
+        elif args.command == "demo":
+            return _run(run_demo(size=args.size, flash=args.flash))
     except (CodecError, ModelError, PathError, PackageError, KeyFileError) as exc:
         print(f"lwm2m-edu: {exc}", file=sys.stderr)
         return 2

@@ -188,6 +188,9 @@ class EmulatedDevice:
         handlers = FlashFirmwareHandlers(
             self.bootloader, start_download=self._start_download if self.protocols else None
         )
+        if self.handlers is not None:  # RAM is lost on reboot, but keep the last download's
+            handlers.timeline = self.handlers.timeline  # timing for the plots
+
         firmware = FirmwareObject(
             handlers, push=self.push, protocols=self.protocols, version=self.object_version
         )
