@@ -1,5 +1,6 @@
 # lwm2m_edu — two commands do everything on a fresh machine:
 #   make lab    create .venv, install, open the notebooks in JupyterLab
+#               (make demo: the same setup, then a whole update in the terminal)
 #   make test   create .venv, install, run ruff, the tests and the notebooks (nbval)
 # Both are idempotent: the install step re-runs only when pyproject.toml changes.
 
@@ -8,13 +9,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lab lint unit notebooks dot venv clean
+.PHONY: test lab demo lint unit notebooks dot venv clean
 
 test: lint unit notebooks
 
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: $(INSTALLED) dot
 	$(BIN)/jupyter lab --notebook-dir=notebooks $$(test "$$(id -u)" = 0 && echo --allow-root)
+
+demo: $(INSTALLED)
+	$(BIN)/lwm2m-edu demo
 
 venv: $(INSTALLED)
 
