@@ -76,7 +76,7 @@ import aiocoap.resource
 from aiocoap import Message
 from aiocoap.numbers.codes import Code as CoapCode
 
-from .codecs import ContentFormat, decode, encode, linkformat, senml
+from .codecs import CodecError, ContentFormat, decode, encode, linkformat, senml
 from .codecs.linkformat import Link
 from .fota import State, UpdateResult
 from .hosting import PackageHost, coap_bound_port
@@ -377,6 +377,15 @@ class UpdateStep:
     text: str
 
 
+@dataclass(frozen=True)
+class SentValues:
+    """What a device reported with LwM2M Send (``POST /dp``): who, when, and the values."""
+
+    endpoint: str
+    at: float
+    values: dict[Path, Any]
+
+
 @dataclass
 class UpdateOutcome:
     """How one firmware update went: ``ok``, the final status, and the log of steps."""
@@ -535,6 +544,9 @@ class Server:
         self._registry_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._package_host: PackageHost | None = None
+        #: every LwM2M Send received, oldest first; ``send_listeners`` are called with each
+        self.sent: list[SentValues] = []
+        self.send_listeners: list[Callable[[SentValues], None]] = []
         self._hosted_count = 0
         self._stopped = False
 
@@ -708,6 +720,8 @@ class Server:
         path = request.opt.uri_path
         if path == ("bs",) and self._bootstrap is not None:
             return self._bootstrap.handle_request(request)
+        if path == ("dp",):
+            return self._send_request(request)
         if not path or path[0] != self.registry.location_prefix:
             return error_response(
                 Code.NOT_FOUND,
@@ -718,6 +732,28 @@ class Server:
             return self._registration_request(request, path)
         except RegistrationError as exc:
             return error_response(exc.code, exc.reason)
+
+    def _send_request(self, request: Message) -> Message:
+        """LwM2M Send (``POST /dp``, SenML): a registered device reports values unasked."""
+        if request.code != aiocoap.POST:
+            return error_response(Code.METHOD_NOT_ALLOWED, "Send is POST /dp")
+        sender = next((r for r in self.registry.registrations if r.address == request.remote), None)
+        if sender is None:
+            return error_response(Code.NOT_FOUND, "Send from an address that is not registered")
+        fmt = request.opt.content_format
+        if fmt not in (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON):
+            return error_response(
+                Code.UNSUPPORTED_CONTENT_FORMAT, "Send carries SenML CBOR (112) or JSON (110)"
+            )
+        try:
+            values = decode(request.payload, fmt, "/", model=self.model)
+        except CodecError as error:
+            return error_response(Code.BAD_REQUEST, str(error))
+        report = SentValues(sender.endpoint, self._now(), values)
+        self.sent.append(report)
+        for listener in list(self.send_listeners):
+            listener(report)
+        return Message(code=aiocoap.CHANGED)
 
     def _registration_request(self, request: Message, path: tuple[str, ...]) -> Message:
         query = request.opt.uri_query

@@ -16,6 +16,7 @@ import pytest
 from lwm2m_edu.device import EmulatedDevice, factory_package
 from lwm2m_edu.fota import Protocol, State, UpdateResult
 from lwm2m_edu.hosting import PackageHost
+from lwm2m_edu.paths import Path
 from lwm2m_edu.server import Server
 
 NEW = factory_package("2.0.0", size=24 * 1024)
@@ -167,3 +168,17 @@ async def test_a_factory_fresh_device_bootstraps_then_registers_with_the_server_
     finally:
         await device.stop()
         await server.stop()
+
+
+async def test_after_an_update_the_device_sends_its_state_and_result_at_once():
+    async with server_and_devices("dev-1") as (server, _):
+        received = asyncio.get_running_loop().create_future()
+        server.send_listeners.append(lambda sent: received.done() or received.set_result(sent))
+        outcome = await server.update("dev-1", NEW, mode="push", timeout=30)
+        assert outcome.ok
+        sent = await asyncio.wait_for(received, 10)
+        assert sent.endpoint == "dev-1"
+        values = sent.values
+        assert values[Path("/5/0/3")] == State.IDLE
+        assert values[Path("/5/0/5")] == UpdateResult.SUCCESS
+        assert values[Path("/3/0/3")] == "2.0.0"
