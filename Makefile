@@ -50,6 +50,14 @@ notebooks: $(INSTALLED) dot
 	  notebooks/; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "nbval: no notebooks in notebooks/ yet"; else exit $$rc; fi
 
+# Benchmarks are scripts, not tests: each prints ratios measured side by side in one run
+# (benchmarks/README.md). They need libcoap's example programs, installed here when root.
+bench: $(INSTALLED)
+	@scripts/ensure-libcoap
+	@for script in benchmarks/*.py; do \
+	  echo "== $$script"; $(BIN)/python "$$script" || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
