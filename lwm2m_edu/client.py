@@ -46,6 +46,8 @@ __all__ = ["Client", "ClientError", "RetryPolicy", "bound_address"]
 #: RFC 7252's MAX_TRANSMIT_WAIT with default parameters: how long a CON exchange may take.
 MAX_TRANSMIT_WAIT = 93.0
 FIRMWARE_PACKAGE = Path(5, 0, 0)
+#: /1/x/1 Lifetime: a write changes ``lt`` and triggers an Update.
+SERVER_OBJECT, LIFETIME = 1, 1
 
 
 class ClientError(Exception):
@@ -94,6 +96,7 @@ class _Registration:
     location: tuple[str, ...] = ()
     registered_at: float = 0.0
     links: bytes = b""
+    lifetime: int | None = None  #: the ``lt`` the server has now
     registered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -138,8 +141,10 @@ class Client:
         self._wakeup = asyncio.Event()
         self.bootstrapping = False
         self._bootstrap_finished: asyncio.Future[None] | None = None
+        self._instances_changed = False
         self.after_response: list[Callable[[], None]] = []
         data_model.on_change.append(self._value_changed)
+        data_model.on_instances_changed.append(self._instance_set_changed)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -237,16 +242,25 @@ class Client:
         registration.location = tuple(response.opt.location_path)
         registration.registered_at = self.clock()
         registration.links = links
+        registration.lifetime = self.lifetime
         registration.registered.set()
-        self.observations = Observations()  # a new registration starts without observations
+        # A new registration starts without observations (the server dropped the old ones).
+        self.observations = Observations()
+        self._observers.clear()
         self.log(f"{self.endpoint}: registered at {self.location} (lifetime {self.lifetime} s)")
 
     async def update(self, *, with_links: bool = False) -> None:
-        """Send a registration Update; registers again if the server forgot us (4.04)."""
+        """Send a registration Update; registers again if the server forgot us (4.04).
+
+        It carries ``lt`` when the lifetime changed (or links are sent) and the links when the
+        objects or instances changed (or ``with_links``).
+        """
         links = self._links()
+        lifetime = self.lifetime
         with_links = with_links or links != self._registration.links
+        send_lifetime = with_links or lifetime != self._registration.lifetime
         response = await self._request(
-            CoapCode.POST, self.location, query=[f"lt={self.lifetime}"] if with_links else [],
+            CoapCode.POST, self.location, query=[f"lt={lifetime}"] if send_lifetime else [],
             payload=links if with_links else b"",
             content_format=ContentFormat.LINK_FORMAT if with_links else None,
         )  # fmt: skip
@@ -259,6 +273,7 @@ class Client:
             raise ClientError(f"the server refused the Update: {response.code}")
         self._registration.registered_at = self.clock()
         self._registration.links = links
+        self._registration.lifetime = lifetime
         self.log(f"{self.endpoint}: registration updated")
 
     def next_update_in(self) -> float:
@@ -359,6 +374,36 @@ class Client:
     def _value_changed(self, path: Path) -> None:
         self.observations.changed([path], self.clock())
         self._wakeup.set()
+        if path.object_id == SERVER_OBJECT and path.resource_id == LIFETIME:
+            self._lifetime_written(path)
+
+    @property
+    def _may_update(self) -> bool:
+        return self.registered and not self.bootstrapping
+
+    def _lifetime_written(self, path: Path) -> None:
+        """/1/x/1 of our server account (the first /1 instance) changed: Update with ``lt``."""
+        instances = self.data_model[SERVER_OBJECT].instance_ids()
+        if not instances or path.instance_id != instances[0]:
+            return
+        try:
+            lifetime = self.data_model.read_values(path).get(path)
+        except Refused:
+            return
+        if self.bootstrapping or not isinstance(lifetime, int) or lifetime == self.lifetime:
+            return  # (after a bootstrap the client takes the lifetime it was provisioned with)
+        self.lifetime = lifetime  # the next Register uses it, if not registered now
+        if self._may_update:
+            self.request_update()
+
+    def _instance_set_changed(self) -> None:
+        """An instance was created or deleted (DM Create/Delete): Update the links, and let
+        every observation look again (an observed instance may be gone)."""
+        self._instances_changed = True
+        self.observations.changed([Path()], self.clock())
+        self._wakeup.set()
+        if self._may_update:
+            self.request_update()
 
     async def _notify(self) -> None:
         while True:
@@ -367,6 +412,9 @@ class Client:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
             self._wakeup.clear()
+            if self._instances_changed:
+                self._instances_changed = False
+                self._end_vanished_observations()
             for notification in self.observations.due(self.clock(), self._read_paths):
                 observer = self._observers.get(notification.key)
                 if observer is None:
@@ -375,10 +423,28 @@ class Client:
                 message.opt.observe = notification.sequence
                 observer.pipe.add_response(message, is_last=False)
 
+    def _end_vanished_observations(self) -> None:
+        """End, with a final error notification, each observation whose path is gone (RFC 7641
+        §3.2: an error response ends it). A composite observation just leaves such paths out."""
+        for key, observer in list(self._observers.items()):
+            if observer.composite:
+                continue
+            try:
+                self.data_model.read_values(observer.paths[0])
+            except Refused as refusal:
+                self.log(f"{self.endpoint}: {observer.paths[0]} is gone; observation ended")
+                self._observers.pop(key, None)
+                self.observations.cancel(key)
+                message = _to_message(Response(refusal.code, diagnostic=refusal.diagnostic))
+                observer.pipe.add_response(message, is_last=True)
+
     def _read_paths(self, paths: list[Path]) -> dict[Path, object]:
         values: dict[Path, object] = {}
         for path in paths:
-            values.update(self.data_model.read_values(path))
+            try:
+                values.update(self.data_model.read_values(path))
+            except Refused:
+                continue  # gone: left out, as Read-Composite does
         return values
 
     def _content(self, values: dict, observer: _Observer) -> Message:
