@@ -462,25 +462,35 @@ class Observation:
         self.value: Any = server._decode(first, path, fmt, endpoint)
         #: False when the device answered without an Observe option (it will not notify).
         self.accepted = first.opt.observe is not None
-        self._iterator: Any = request.observation.__aiter__() if self.accepted else None
+        self._ended = not self.accepted
+        # Every notification is queued: aiocoap's own iterator keeps only the latest, and a
+        # teaching server must not hide a State the device went through (1 before 2).
+        self._queue: asyncio.Queue[Message | Exception] = asyncio.Queue()
+        if self.accepted:
+            observation = request.observation
+            observation.register_callback(self._queue.put_nowait, _suppress_deprecation=True)
+            observation.register_errback(self._queue.put_nowait, _suppress_deprecation=True)
 
     def __aiter__(self) -> Observation:
         return self
 
     async def __anext__(self) -> Any:
-        if self._iterator is None:
+        if self._ended:
             raise StopAsyncIteration
-        try:
-            message = await self._iterator.__anext__()
-        except aiocoap.error.Error as exc:
-            self._iterator = None
+        message = await self._queue.get()
+        if isinstance(message, Exception):
+            self._ended = True
+            if isinstance(
+                message, aiocoap.error.NotObservable | aiocoap.error.ObservationCancelled
+            ):
+                raise StopAsyncIteration
             raise DeviceUnreachable(
-                f"the observation of {self.path} on {self.endpoint!r} ended: {exc!r}",
+                f"the observation of {self.path} on {self.endpoint!r} ended: {message!r}",
                 endpoint=self.endpoint,
                 path=self.path,
-            ) from exc
+            ) from message
         if not message.code.is_successful():
-            self._iterator = None
+            self._ended = True
             raise LwM2MError(
                 message.code,
                 endpoint=self.endpoint,
@@ -493,7 +503,7 @@ class Observation:
 
     async def cancel(self) -> None:
         """Stop listening. Passive: the device learns it from an RST to a later notification."""
-        self._iterator = None
+        self._ended = True
         if not self._request.observation.cancelled:
             self._request.observation.cancel()
 

@@ -685,12 +685,6 @@ async def test_observe_state_and_result_notifies_each_state_change_of_a_push_and
         await asyncio.wait_for(b.device.rebooted.wait(), TIMEOUT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.Observation iterates aiocoap's lossy observation iterator: a notification "
-    "that arrives while nobody awaits the Observation is replaced by the next one (here State 1 "
-    "Downloading is lost behind State 2), though the device sent both",
-)
 async def test_the_server_observation_yields_every_notification_the_device_sent():
     async with bench() as b:
         state = await b.server.observe(EP, "/5/0/3")
