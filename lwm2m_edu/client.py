@@ -591,6 +591,8 @@ class _ClientResource(interfaces.Resource):
         message = Message(code=CoapCode(int(outcome.code)), payload=outcome.diagnostic.encode())
         if block is not None:
             message.opt.block1 = block
+        if outcome.code is Code.REQUEST_ENTITY_TOO_LARGE and isinstance(outcome.value, int):
+            message.opt.size1 = outcome.value  # how big a package may be (RFC 7959 §2.9.3)
         return message
 
 

@@ -34,9 +34,10 @@ Which handlers are mandatory depends on the delivery methods the device offers:
 
 ``check_handlers`` enforces that when the object is installed, naming what is missing.
 
-One optional handler goes beyond Anjay Lite, for Object /5 version 1.1 deferral:
-``defer_update(severity) -> bool`` is asked when Update is executed; True means the user chose to
-install later (Update Result 11) — see ``fota.UpdateDeferred``.
+Two optional handlers go beyond Anjay Lite: ``defer_update(severity) -> bool``, for Object /5
+version 1.1 deferral, is asked when Update is executed (True: the user chose to install later,
+Update Result 11 — see ``fota.UpdateDeferred``); ``max_package_size() -> int`` says how big a
+package may be, so a push that doesn't fit is answered 4.13 with that size (Size1).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ PUSH_HANDLERS = ("package_write_start", "package_write", "package_write_finish")
 #: Handlers a device that downloads packages itself needs.
 PULL_HANDLERS = ("uri_write",)
 #: Handlers that may be left out.
-OPTIONAL = ("get_name", "get_version", "defer_update")
+OPTIONAL = ("get_name", "get_version", "defer_update", "max_package_size")
 
 
 @runtime_checkable

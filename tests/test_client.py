@@ -960,3 +960,16 @@ async def test_send_posts_the_values_of_the_paths_given():
             EP,
             {Path("/3/0/0"): "lwm2m_edu", Path("/5/0/3"): State.IDLE},
         )
+
+
+async def test_a_push_that_does_not_fit_is_told_the_largest_size_in_size1():
+    too_big = Package.build(b"\x5a" * (600 * 1024), name="app", version="9.0.0",
+                            device_type="lwm2m-edu-demo")  # fmt: skip
+    async with bench() as b:
+        slot = b.device.bootloader.staging_slot.size
+        response = await b.raw(
+            CoapCode.PUT, "/5/0/0", payload=bytes(too_big)[:1024], content_format=CF.OPAQUE,
+            block1=(0, True, 6), handle_blockwise=False,
+        )  # fmt: skip
+        assert response.code == CoapCode.REQUEST_ENTITY_TOO_LARGE
+        assert response.opt.size1 == slot

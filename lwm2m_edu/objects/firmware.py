@@ -220,7 +220,7 @@ class FirmwareObject:
                 return machine.automatic_upgrade
         raise AssertionError(f"resource {resource_id} has no value")
 
-    def _ask(self, name: str) -> str | None:
+    def _ask(self, name: str) -> object:
         handler = getattr(self.handlers, name, None)
         return handler() if callable(handler) else None
 
@@ -334,8 +334,11 @@ class FirmwareObject:
             if result is UpdateResult.NOT_ENOUGH_FLASH
             else Code.INTERNAL_SERVER_ERROR
         )
+        # With 4.13, RFC 7959 §2.9.3 lets the answer say how big a body may be (Size1); the value
+        # carries it when the handlers know (the optional ``max_package_size`` handler).
+        limit = self._ask("max_package_size") if code is Code.REQUEST_ENTITY_TOO_LARGE else None
         return Outcome(
-            code, diagnostic=f"the push failed: Update Result {result.value} {result.name}"
+            code, limit, diagnostic=f"the push failed: Update Result {result.value} {result.name}"
         )
 
     def write_package_uri(self, uri: str, now: float) -> Outcome:
