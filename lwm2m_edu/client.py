@@ -66,19 +66,24 @@ class RetryPolicy:
         return min(self.first * 2 ** (attempt - 1), self.longest)
 
 
+def udp_transport(context: aiocoap.Context) -> asyncio.DatagramTransport | None:
+    """The asyncio UDP transport under an aiocoap context (aiocoap keeps it internal)."""
+    for interface in context.request_interfaces:
+        message_interface = getattr(getattr(interface, "token_interface", None),
+                                    "message_interface", None)  # fmt: skip
+        transport = getattr(message_interface, "transport", None)
+        if transport is not None and transport.get_extra_info("socket") is not None:
+            return transport
+    return None
+
+
 def bound_address(context: aiocoap.Context) -> tuple[str, int]:
     """The (host, port) an aiocoap context's UDP socket is bound to (it may have asked for 0)."""
-    for interface in context.request_interfaces:
-        transport = getattr(
-            getattr(getattr(interface, "token_interface", None), "message_interface", None),
-            "transport",
-            None,
-        )
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            host, port = sock.getsockname()[:2]
-            return host.removeprefix("::ffff:"), port
-    raise ClientError("the aiocoap context has no UDP socket")
+    transport = udp_transport(context)
+    if transport is None:
+        raise ClientError("the aiocoap context has no UDP socket")
+    host, port = transport.get_extra_info("socket").getsockname()[:2]
+    return host.removeprefix("::ffff:"), port
 
 
 @dataclass
@@ -107,6 +112,11 @@ class Client:
     ``port`` is given), registers and returns once registered; ``await client.stop()``
     de-registers and closes everything. ``log`` receives one line per request served and per
     registration event, so a person can follow along.
+
+    ``queue_mode=True`` registers with the ``Q`` parameter: the client is reachable only for
+    ``awake_time`` seconds after it last exchanged a message, then it stops listening (as a
+    battery device turns its radio off). The server holds its requests until the client's
+    next Update, which wakes it.
     """
 
     def __init__(
@@ -117,6 +127,7 @@ class Client:
         lifetime: int = 300,
         binding: str = "U",
         queue_mode: bool = False,
+        awake_time: float = MAX_TRANSMIT_WAIT,
         host: str = "127.0.0.1",
         port: int = 0,
         retry: RetryPolicy = RetryPolicy(),
@@ -128,6 +139,10 @@ class Client:
         self.lifetime = lifetime
         self.binding = binding
         self.queue_mode = queue_mode
+        #: queue mode: how long the client stays reachable after it last exchanged a message
+        self.awake_time = awake_time
+        self.asleep = False
+        self._sleep_timer: asyncio.TimerHandle | None = None
         self.host, self.port = host, port
         self.retry = retry
         self.clock = clock
@@ -196,6 +211,8 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._sleep_timer is not None:
+            self._sleep_timer.cancel()
         if deregister and self.registered and self.context is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._request(CoapCode.DELETE, self.location), 5)
@@ -306,6 +323,44 @@ class Client:
     async def _update_now(self) -> None:
         with contextlib.suppress(Exception):
             await self.update()
+
+    # -- queue mode -----------------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """A message went in or out: in queue mode, stay awake ``awake_time`` seconds more."""
+        if not self.queue_mode or self.context is None:
+            return
+        if self.asleep:
+            self._listen(True)
+            self.asleep = False
+            self.log(f"{self.endpoint}: awake (queue mode)")
+        if self._sleep_timer is not None:
+            self._sleep_timer.cancel()
+        self._sleep_timer = asyncio.get_running_loop().call_later(self.awake_time, self._sleep)
+
+    def _sleep(self) -> None:
+        if self.context is None:
+            return
+        self._listen(False)
+        self.asleep = True
+        self.log(f"{self.endpoint}: asleep (queue mode): unreachable until its next Update")
+
+    def _listen(self, on: bool) -> None:
+        """Turn the "radio" on or off: stop reading the socket, and on waking up throw away what
+        arrived meanwhile (a sleeping device hears nothing). aiocoap's UDP transport has no
+        pause_reading(), so this takes its reader off the event loop and puts it back."""
+        transport = udp_transport(self.context)
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        loop = asyncio.get_running_loop()
+        if not on:
+            loop.remove_reader(sock.fileno())
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while True:
+                sock.recv(65536)
+        loop.add_reader(sock.fileno(), transport._read_ready)
 
     # -- the bootstrap interface --------------------------------------------------------------
 
@@ -484,6 +539,7 @@ class Client:
     ) -> Message:
         if self.context is None:
             raise ClientError("the client is not started")
+        self.touch()
         message = Message(code=code, uri=base_uri + path, payload=payload)
         if query:
             message.opt.uri_query = tuple(query)
@@ -529,6 +585,7 @@ class _ClientResource(interfaces.Resource):
         return response
 
     async def render_to_pipe(self, pipe) -> None:
+        self.client.touch()
         request = pipe.request
         if request.opt.observe == 0 and request.code in (CoapCode.GET, CoapCode.FETCH):
             await self._observe(pipe)

@@ -66,6 +66,8 @@ class EmulatedDevice:
     ``firmware`` is the factory image (a ``Package``; default: ``factory_package("1.0.0")``).
     ``push`` and ``protocols`` choose the delivery methods /5/0/9 and /5/0/8 announce.
     ``log`` receives one line per request served and per State/Update Result change.
+    ``queue_mode`` makes it a sleepy device: reachable only ``awake_time`` seconds after each
+    exchange (registering with ``Q``), until its next registration Update.
     """
 
     def __init__(
@@ -81,6 +83,8 @@ class EmulatedDevice:
         protocols: Iterable[Protocol] = (Protocol.COAP, Protocol.HTTP),
         object_version: str = "1.1",
         lifetime: int = 300,
+        queue_mode: bool = False,
+        awake_time: float = 93.0,
         host: str = "127.0.0.1",
         clock: Callable[[], float] = time.time,
         log: Callable[[str], None] | None = None,
@@ -96,6 +100,7 @@ class EmulatedDevice:
         self.protocols = tuple(protocols)
         self.object_version = object_version
         self.lifetime = lifetime
+        self.queue_mode, self.awake_time = queue_mode, awake_time
         self.host = host
         self.wall_clock = clock
         self.log = log or (lambda line: None)
@@ -214,12 +219,14 @@ class EmulatedDevice:
             serial=self.endpoint,
             firmware_version=lambda: self.running.version,
             on_reboot=self._schedule_reboot,
+            queue_mode=self.queue_mode,
         )
         self.handlers, self.firmware = handlers, firmware
         self.data_model = DataModel([security, server, device, SingleInstance(firmware)])
         self.client = Client(
             self.endpoint, self.data_model, lifetime=self.lifetime, host=self.host,
-            clock=self.wall_clock, log=self.log,
+            queue_mode=self.queue_mode, awake_time=self.awake_time, clock=self.wall_clock,
+            log=self.log,
         )  # fmt: skip
         self.client.after_response.append(self._after_response)
 

@@ -182,3 +182,25 @@ async def test_after_an_update_the_device_sends_its_state_and_result_at_once():
         assert values[Path("/5/0/3")] == State.IDLE
         assert values[Path("/5/0/5")] == UpdateResult.SUCCESS
         assert values[Path("/3/0/3")] == "2.0.0"
+
+
+async def test_a_sleeping_queue_mode_device_gets_the_servers_request_after_its_next_update():
+    # The server counts on a shorter awake window than the device keeps: it must never send to
+    # a device that may already be asleep.
+    server = await Server.start(awake_time=0.1)
+    device = EmulatedDevice("sleepy", queue_mode=True, awake_time=0.3)
+    try:
+        await device.start(server.uri)
+        assert server.registration("sleepy").queue_mode
+        asleep = asyncio.Event()
+        device.client.log = lambda line: asleep.set() if "asleep" in line else None
+        await asyncio.wait_for(asleep.wait(), 5)
+        read = asyncio.ensure_future(server.read("sleepy", "/3/0/0"))
+        while not server.registry.held("sleepy"):  # the server holds it: the device sleeps
+            await asyncio.sleep(0)
+        assert not read.done()
+        await device.client.update()  # the device wakes up and talks to the server
+        assert await asyncio.wait_for(read, 5) == "lwm2m_edu"
+    finally:
+        await device.stop()
+        await server.stop()
