@@ -399,17 +399,28 @@ class CoapDownloader(Downloader):
             self.context = None
 
     async def _attempt(self) -> None:
+        # The first request of an attempt goes to the URI's host, which aiocoap resolves (in a
+        # thread pool); the later ones go to the address the previous answer came from, as
+        # aiocoap's own block-wise GET does, so a pull resolves the name once, not per block.
+        # A retry or a start-over is a new attempt: it resolves the name again.
+        remote = None
         while True:
             try:
                 request = Message(code=GET, uri=self.uri, transport_tuning=self._tuning)
             except ValueError as problem:  # aiocoap.error.MalformedUrlError
                 self._fail(UpdateResult.INVALID_URI, f"not a usable CoAP URI: {problem}")
+            if remote is not None:
+                # Only the destination changes: the Uri-Host / Uri-Path / Uri-Query options the
+                # URI gave stay, so the request on the wire is the same.
+                request.remote = remote
             number = None
             if self.offset or self.block_in_use:  # else: let the server choose the size
                 size = self.block_in_use or 1024
                 number = self.offset // size
                 request.opt.block2 = BlockOption.BlockwiseTuple(number, False, _szx(size))
-            if not self._take(await self._exchange(request), number):
+            response = await self._exchange(request)
+            remote = response.remote
+            if not self._take(response, number):
                 return
 
     async def _exchange(self, request: Message) -> Message:

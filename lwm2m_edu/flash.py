@@ -406,6 +406,8 @@ class EmulatedFlash:
         for size in profile.sectors:
             self._starts.append(start)
             start += size
+        #: ``(start, size)`` of every sector: the geometry never changes, so it is built once.
+        self._sectors = tuple(zip(self._starts, profile.sectors, strict=True))
         self._rng = random.Random(seed)
         self._count = 0
         self._powered = True
@@ -421,8 +423,14 @@ class EmulatedFlash:
 
     @property
     def sectors(self) -> list[tuple[int, int]]:
-        """The erase sectors as ``(start, size)`` pairs, in address order."""
-        return list(zip(self._starts, self.profile.sectors, strict=True))
+        """The erase sectors as ``(start, size)`` pairs, in address order (a new list, yours
+        to change; ``sector(index)`` gives one pair without building it)."""
+        return list(self._sectors)
+
+    def sector(self, index: int) -> tuple[int, int]:
+        """``(start, size)`` of sector ``index``."""
+        self._check_sector(index)
+        return self._sectors[index]
 
     def sector_index(self, offset: int) -> int:
         """The number of the sector holding byte ``offset``."""
@@ -548,11 +556,9 @@ class EmulatedFlash:
 
     def erase_sector(self, index: int) -> None:
         """Erase sector ``index`` (every byte back to 0xFF). Costs the sector's erase time."""
-        count = len(self._starts)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-            raise FlashError(f"there is no sector {index!r}: sectors are numbered 0..{count - 1}")
+        self._check_sector(index)
         self._require_power("erase")
-        start, size = self._starts[index], self.profile.sectors[index]
+        start, size = self._sectors[index]
         self._operate(
             "erase",
             start,
@@ -599,6 +605,11 @@ class EmulatedFlash:
                 f"({_size(self.capacity)}, last address 0x{self.capacity - 1:X})"
             )
 
+    def _check_sector(self, index: int) -> None:
+        count = len(self._sectors)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise FlashError(f"there is no sector {index!r}: sectors are numbered 0..{count - 1}")
+
     def _check_program(self, what: str, offset: int, data: bytes) -> None:
         self._check_range(what, offset, len(data))
         unit = self.profile.write_granularity
@@ -614,18 +625,23 @@ class EmulatedFlash:
                 f"{unit}-byte units; pad the data to a multiple of {unit} bytes with 0xFF "
                 "(a 1 bit leaves the flash bit as it is)"
             )
+        # The whole range at once, as one integer per side: a bit set in ``data`` but clear in
+        # the flash would have to go from 0 to 1. Little-endian, so the lowest such bit is in
+        # the first offending byte.
         current = self._data[offset : offset + len(data)]
-        for i, (old, new) in enumerate(zip(current, data, strict=True)):
-            if new & ~old & 0xFF:
-                address = offset + i
-                index = bisect_right(self._starts, address) - 1
-                start, size = self._starts[index], self.profile.sectors[index]
-                raise FlashError(
-                    f"{what} at 0x{address:X} would need bits to go from 0 to 1 "
-                    f"(0x{old:02X} -> 0x{new:02X}), and programming only clears bits: erase "
-                    f"sector {index} (0x{start:X}..0x{start + size - 1:X}) first, "
-                    f"with flash.erase_sector({index})"
-                )
+        rising = int.from_bytes(data, "little") & ~int.from_bytes(current, "little")
+        if rising:
+            i = ((rising & -rising).bit_length() - 1) // 8
+            old, new = current[i], data[i]
+            address = offset + i
+            index = bisect_right(self._starts, address) - 1
+            start, size = self._sectors[index]
+            raise FlashError(
+                f"{what} at 0x{address:X} would need bits to go from 0 to 1 "
+                f"(0x{old:02X} -> 0x{new:02X}), and programming only clears bits: erase "
+                f"sector {index} (0x{start:X}..0x{start + size - 1:X}) first, "
+                f"with flash.erase_sector({index})"
+            )
 
     def _program_page(self, offset: int, data: bytes) -> None:
         self._operate(
@@ -674,8 +690,11 @@ class EmulatedFlash:
         )
 
     def _program_complete(self, offset: int, data: bytes) -> None:
-        for i, byte in enumerate(data):
-            self._data[offset + i] &= byte
+        """Every byte becomes ``old & new``, computed for the whole range at once."""
+        end = offset + len(data)
+        old = int.from_bytes(self._data[offset:end], "little")
+        programmed = old & int.from_bytes(data, "little")
+        self._data[offset:end] = programmed.to_bytes(len(data), "little")
 
     def _program_torn(self, offset: int, data: bytes, fraction: float) -> None:
         """The first whole units programmed, the next one with only some of its bits cleared,

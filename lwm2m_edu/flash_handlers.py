@@ -176,7 +176,7 @@ class FlashFirmwareHandlers:
             end = self._written + whole
             while self._erased_to < end:  # erase each sector just before the data reaches it
                 index = self.flash.sector_index(slot.start + self._erased_to)
-                start, size = self.flash.sectors[index]
+                start, size = self.flash.sector(index)
                 self.flash.erase_sector(index)
                 self._erased_to = start + size - slot.start
             self.flash.write(slot.start + self._written, data[:whole])
@@ -211,6 +211,10 @@ class FlashFirmwareHandlers:
 
     def get_version(self) -> str | None:
         return self.staged.version if self.staged else None
+
+    def max_package_size(self) -> int:
+        """The largest package the staging slot holds (for Size1 in a 4.13 answer)."""
+        return self.bootloader.staging_slot.size
 
     def reset(self) -> None:
         # Forget the staged package; the next download erases the sectors it needs.

@@ -12,10 +12,12 @@ import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
 from aiocoap import GET, Context, Message
+from aiocoap.message import UndecidedRemote
 
 from lwm2m_edu.bootloader import Bootloader
 from lwm2m_edu.download import PROTOCOLS, DownloadError, Resume, download
@@ -176,6 +178,62 @@ async def test_coap_block_is_retried_when_the_retransmissions_give_up():
         outcome = await download(package.coap_uri, sink, coap_context=client, **FAST)
         assert bytes(sink.data) == DATA
         assert (outcome.retries, host.dropped, package.coap_requests) == (1, 5, 5)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request as it left for ``context.request`` (aiocoap fills in ``remote`` later)."""
+
+    by_name: bool  #: the remote is the URI's host, to be resolved; else a resolved address
+    hostinfo: str
+    uri_path: tuple[str, ...]
+
+
+def record_requests(context: Context) -> list[Sent]:
+    """The requests the downloader sends through ``context``, in order."""
+    sent: list[Sent] = []
+    request = context.request
+
+    def recording(message: Message, **options: object):
+        remote = message.remote
+        sent.append(
+            Sent(isinstance(remote, UndecidedRemote), remote.hostinfo, message.opt.uri_path)
+        )
+        return request(message, **options)
+
+    context.request = recording  # type: ignore[method-assign]
+    return sent
+
+
+async def test_coap_blocks_after_the_first_go_to_the_address_it_came_from():
+    # Only the first GET names the host (aiocoap resolves it); the later blocks reuse the
+    # address of the answer, as aiocoap's own block-wise GET does: no name lookup per block.
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        sent = record_requests(client)
+        package = host.add("app.bin", DATA)
+        await download(package.coap_uri, Sink(), coap_context=client, **FAST)
+        assert [r.by_name for r in sent] == [True, False, False, False, False]
+        assert {r.hostinfo for r in sent} == {package.coap_uri.split("/")[2]}
+        assert {r.uri_path for r in sent} == {("app.bin",)}  # the same request on the wire
+
+
+async def test_coap_retried_block_resolves_the_host_again():
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        sent = record_requests(client)
+        package = host.add("app.bin", DATA)
+        sink = Sink()
+
+        def sink_that_loses_the_next_block(chunk: bytes) -> None:
+            sink(chunk)
+            if len(sink.chunks) == 1:
+                host.drop_next(5)  # the second block's request and all its retransmissions
+
+        outcome = await download(
+            package.coap_uri, sink_that_loses_the_next_block, coap_context=client, **FAST
+        )
+        assert bytes(sink.data) == DATA
+        assert outcome.retries == 1
+        assert [r.by_name for r in sent] == [True, False, True, False, False, False]
 
 
 async def test_coap_download_leaves_the_context_free_for_other_requests():

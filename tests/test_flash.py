@@ -123,6 +123,44 @@ def test_rewrite_without_erase_is_refused_naming_the_sector():
     assert flash.dump(0x3004, 1) == b"\xf0"
 
 
+def test_rewrite_names_the_first_byte_that_needs_a_bit_set_and_its_sector():
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.write(0xFF0, bytes(32))  # zeros across the boundary of sectors 0 and 1
+    new = bytearray(32)
+    new[0x12], new[0x15] = 0x80, 0x01  # 0x1002 needs its top bit set, 0x1005 its lowest
+    with pytest.raises(FlashError) as refused:
+        flash.write(0xFF0, bytes(new))
+    assert str(refused.value).startswith("write at 0x1002 would need bits to go from 0 to 1 ")
+    assert "(0x00 -> 0x80)" in str(refused.value)
+    assert "erase sector 1 (0x1000..0x1FFF) first, with flash.erase_sector(1)" in str(refused.value)
+    assert flash.dump(0xFF0, 32) == bytes(32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=700), st.binary(min_size=1, max_size=700))
+def test_program_over_data_is_old_and_new_or_names_the_first_byte_it_cannot(old, new):
+    new = new[: len(old)]
+    offset = 0x0F80  # the range may run into sector 1
+    flash = EmulatedFlash("w25q64-spi-nor")
+    flash.write(offset, old)
+    rising = [i for i, (o, n) in enumerate(zip(old, new, strict=False)) if n & ~o & 0xFF]
+    if not rising:
+        flash.write(offset, new)
+        expected = bytes(o & n for o, n in zip(old, new, strict=False)) + old[len(new) :]
+        assert flash.dump(offset, len(old)) == expected
+        return
+    first = rising[0]
+    address = offset + first
+    with pytest.raises(FlashError) as refused:
+        flash.write(offset, new)
+    assert str(refused.value).startswith(
+        f"write at 0x{address:X} would need bits to go from 0 to 1 "
+        f"(0x{old[first]:02X} -> 0x{new[first]:02X})"
+    )
+    assert f"erase_sector({address // (4 * KiB)})" in str(refused.value)
+    assert flash.dump(offset, len(old)) == old
+
+
 def test_erase_sets_the_sector_to_ff():
     flash = EmulatedFlash("w25q64-spi-nor")
     flash.write(0x1000, bytes(4096))
@@ -273,6 +311,17 @@ def test_stm32f4_sector_layout_is_four_16k_one_64k_seven_128k():
         (0x20000, 128 * KiB),
     ]
     assert len(flash.sectors) == 12
+
+
+def test_sector_gives_one_start_and_size_and_sectors_a_list_of_your_own():
+    flash = EmulatedFlash("stm32f4-internal")
+    assert [flash.sector(i) for i in range(12)] == flash.sectors
+    assert flash.sector(4) == (0x10000, 64 * KiB)
+    flash.sectors.clear()  # a copy: the flash keeps its layout
+    assert len(flash.sectors) == 12
+    for bad in (-1, 12, True, 1.0):
+        with pytest.raises(FlashError, match=r"there is no sector .*numbered 0\.\.11"):
+            flash.sector(bad)
 
 
 def test_stm32f4_erase_of_the_64k_sector_erases_its_range_in_its_time():
