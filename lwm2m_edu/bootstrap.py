@@ -35,18 +35,12 @@ import aiocoap.resource
 from aiocoap import Message
 from aiocoap.numbers.codes import Code as CoapCode
 
+from .coap import coap_uri, open_context
 from .codecs import ContentFormat, encode, linkformat
 from .model import DEFAULT_MODEL, Model
 from .objects.outcome import Code
 from .paths import Level, Path
-from .server import (
-    DeviceUnreachable,
-    LwM2MError,
-    coap_uri,
-    error_response,
-    exchange,
-    open_context,
-)
+from .server import DeviceUnreachable, LwM2MError, error_response, exchange
 
 __all__ = ["BootstrapPlan", "BootstrapReport", "BootstrapServer", "BootstrapStep"]
 

@@ -34,6 +34,7 @@ from aiocoap import Code as CoapCode
 from aiocoap import Message, interfaces
 from aiocoap.numbers.types import Type
 
+from .coap import bound_address, open_context, udp_transport
 from .codecs import ContentFormat, encode
 from .codecs.linkformat import encode_links
 from .dm import DataModel, Method, Refused, Request, Response
@@ -41,7 +42,7 @@ from .objects import Code
 from .observe import InvalidAttributes, Observations
 from .paths import Path, PathError
 
-__all__ = ["Client", "ClientError", "RetryPolicy", "bound_address"]
+__all__ = ["Client", "ClientError", "RetryPolicy"]
 
 #: RFC 7252's MAX_TRANSMIT_WAIT with default parameters: how long a CON exchange may take.
 MAX_TRANSMIT_WAIT = 93.0
@@ -64,26 +65,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.first * 2 ** (attempt - 1), self.longest)
-
-
-def udp_transport(context: aiocoap.Context) -> asyncio.DatagramTransport | None:
-    """The asyncio UDP transport under an aiocoap context (aiocoap keeps it internal)."""
-    for interface in context.request_interfaces:
-        message_interface = getattr(getattr(interface, "token_interface", None),
-                                    "message_interface", None)  # fmt: skip
-        transport = getattr(message_interface, "transport", None)
-        if transport is not None and transport.get_extra_info("socket") is not None:
-            return transport
-    return None
-
-
-def bound_address(context: aiocoap.Context) -> tuple[str, int]:
-    """The (host, port) an aiocoap context's UDP socket is bound to (it may have asked for 0)."""
-    transport = udp_transport(context)
-    if transport is None:
-        raise ClientError("the aiocoap context has no UDP socket")
-    host, port = transport.get_extra_info("socket").getsockname()[:2]
-    return host.removeprefix("::ffff:"), port
 
 
 @dataclass
@@ -189,9 +170,7 @@ class Client:
             raise ClientError(f"{self.endpoint} is already started; stop() it first")
         if (server_uri is None) == (bootstrap_uri is None):
             raise ClientError("give start() either server_uri or bootstrap_uri")
-        self.context = await aiocoap.Context.create_server_context(
-            _ClientResource(self), bind=(self.host, self.port), transports=["udp6"]
-        )
+        self.context, _ = await open_context(_ClientResource(self), self.host, self.port)
         self.log(f"{self.endpoint}: listening on {self.host}:{self.address[1]}")
         if bootstrap_uri is not None:
             server_uri = await self.bootstrap(bootstrap_uri)

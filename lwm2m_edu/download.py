@@ -101,7 +101,6 @@ import asyncio
 import errno
 import ipaddress
 import socket
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -123,6 +122,7 @@ from aiocoap import (
 from aiocoap.numbers import TransportTuning
 from aiocoap.optiontypes import BlockOption
 
+from .coap import TRANSPORTS, open_context
 from .fota import Protocol, UpdateResult
 
 __all__ = [
@@ -657,6 +657,6 @@ async def _client_context(host: str) -> Context:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if loopback and sys.platform == "linux":
-        return await Context.create_server_context(None, bind=(host, 0), transports=["udp6"])
-    return await Context.create_client_context()
+    if loopback:
+        return (await open_context(None, host))[0]
+    return await Context.create_client_context(transports=TRANSPORTS)

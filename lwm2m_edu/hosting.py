@@ -67,23 +67,14 @@ from aiocoap.numbers import ContentFormat
 from aiocoap.optiontypes import BlockOption
 from aiohttp import web
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "HostedPackage", "PackageHost", "coap_bound_port"]
+from .coap import open_context
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "HostedPackage", "PackageHost"]
 
 #: The largest regular CoAP block (SZX 6); the host never serves bigger blocks over UDP.
 DEFAULT_BLOCK_SIZE = 1024
 _BLOCK_SIZES = {2 ** (szx + 4): szx for szx in range(7)}  # 16 → 0 … 1024 → 6
 _NAME = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
-
-
-def coap_bound_port(context: Context) -> int:
-    """The UDP port an aiocoap server context really listens on (after binding port 0).
-
-    aiocoap 0.4.17 has no public API for it; this reads the socket of the context's first
-    transport (udp6). It is the one place in the package that relies on that internal detail.
-    """
-    message_manager = context.request_interfaces[0].token_interface
-    sock = message_manager.message_interface.transport.get_extra_info("socket")
-    return sock.getsockname()[1]
 
 
 def _etag_of(data: bytes) -> bytes:
@@ -167,10 +158,7 @@ class PackageHost:
         self = cls(host, block_size)
         try:
             if coap:
-                self._coap = await Context.create_server_context(
-                    _CoapPackages(self), bind=(host, 0), transports=["udp6"]
-                )
-                self.coap_port = coap_bound_port(self._coap)
+                self._coap, self.coap_port = await open_context(_CoapPackages(self), host)
                 self._install_dropper(self._coap)
             if http:
                 self._http = web.AppRunner(_http_app(self), access_log=None)
@@ -237,7 +225,7 @@ class PackageHost:
         # Datagrams go from the udp6 transport to the message manager's dispatch_message; a
         # request swallowed here is never seen by the CoAP layer, exactly like one lost on the
         # wire (so the client's retransmission of it is *not* a duplicate). aiocoap internals,
-        # pinned version: see coap_bound_port.
+        # pinned version: see coap.udp_transport.
         message_manager = context.request_interfaces[0].token_interface
         deliver = message_manager.dispatch_message
 

@@ -62,8 +62,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,10 +74,11 @@ import aiocoap.resource
 from aiocoap import Message
 from aiocoap.numbers.codes import Code as CoapCode
 
+from .coap import coap_uri, open_context
 from .codecs import CodecError, ContentFormat, decode, encode, linkformat, senml
 from .codecs.linkformat import Link
 from .fota import State, UpdateResult
-from .hosting import PackageHost, coap_bound_port
+from .hosting import PackageHost
 from .model import DEFAULT_MODEL, Model, ResourceType, Value
 from .objects.outcome import Code
 from .package import Package
@@ -197,49 +196,6 @@ class DeviceUnreachable(TimeoutError):
 
 
 # -- the CoAP context ---------------------------------------------------------------------------
-
-
-def _transports() -> list[str]:
-    # udp6 is aiocoap's full UDP transport (Linux only); elsewhere the simple ones. Naming them
-    # keeps aiocoap from also opening TCP/TLS/WebSocket listeners we never use.
-    return ["udp6"] if sys.platform == "linux" else ["simple6", "simplesocketserver"]
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a fixed port someone already holds.
-
-    aiocoap sets SO_REUSEPORT on Linux, so a second context on a busy port binds *silently* and
-    the two share the datagrams (e.g. a notebook cell run twice). A plain bind without that
-    option fails loudly instead.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise OSError(
-                exc.errno,
-                f"UDP port {port} on {host} is in use (another server, or a notebook cell run "
-                "twice?): stop that one first, or pass port=0 for a free port",
-            ) from None
-
-
-async def open_context(site: aiocoap.interfaces.Resource, host: str, port: int) -> tuple[Any, int]:
-    """An aiocoap server context bound to ``(host, port)`` and the port it really got."""
-    if port:
-        _check_port_free(host, port)
-    context = await aiocoap.Context.create_server_context(
-        site, bind=(host, port), transports=_transports()
-    )
-    try:
-        return context, coap_bound_port(context)
-    except Exception:
-        await context.shutdown()
-        raise
-
-
-def coap_uri(host: str, port: int) -> str:
-    return f"coap://[{host}]:{port}" if ":" in host else f"coap://{host}:{port}"
 
 
 def error_response(code: int, reason: str) -> Message:

@@ -27,6 +27,7 @@ import aiocoap.resource
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
+from lwm2m_edu.coap import bound_port
 from lwm2m_edu.codecs import (
     CodecError,
     ContentFormat,
@@ -38,7 +39,6 @@ from lwm2m_edu.codecs import (
 )
 from lwm2m_edu.codecs.linkformat import Link
 from lwm2m_edu.fota import State, UpdateResult
-from lwm2m_edu.hosting import coap_bound_port
 from lwm2m_edu.model import DEFAULT_MODEL
 from lwm2m_edu.paths import Level, Path, PathError
 
@@ -148,7 +148,7 @@ class Peer:
         self.context = await aiocoap.Context.create_server_context(
             _Root(self), bind=("127.0.0.1", 0), transports=["udp6"]
         )
-        self.port = coap_bound_port(self.context)
+        self.port = bound_port(self.context)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -15,8 +15,9 @@ import pytest
 from aiocoap import BAD_REQUEST, CONTENT, GET, NOT_FOUND, Context, Message
 from aiocoap.optiontypes import BlockOption
 
+from lwm2m_edu.coap import bound_port
 from lwm2m_edu.download import transport_tuning
-from lwm2m_edu.hosting import PackageHost, coap_bound_port
+from lwm2m_edu.hosting import PackageHost
 
 DATA = bytes(range(256)) * 20  # 5120 bytes: five 1024-byte blocks
 
@@ -222,9 +223,9 @@ async def test_repr_shows_addresses_and_packages():
         assert repr(host) == f"<PackageHost coap://127.0.0.1:{host.coap_port} packages=['app.bin']>"
 
 
-async def test_coap_bound_port_reads_the_port_the_kernel_chose():
+async def test_bound_port_reads_the_port_the_kernel_chose():
     async with coap_client() as client:
-        port = coap_bound_port(client)
+        port = bound_port(client)
         assert port != 0
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(OSError):
             udp.bind(("127.0.0.1", port))

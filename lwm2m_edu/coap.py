@@ -1,0 +1,87 @@
+"""The few things every CoAP endpoint of the package needs from aiocoap, in one place.
+
+Client, server, Bootstrap-Server, package host and downloaders all open an aiocoap context on
+one UDP socket. Three details of aiocoap 0.4.17 matter to all of them and are handled only here:
+
+* **Which transports.** ``udp6`` is aiocoap's full UDP transport (Linux only); elsewhere the
+  simple ones. Naming them keeps aiocoap from also opening TCP, TLS and WebSocket listeners.
+* **Which port.** Binding port 0 gives a free port, and aiocoap has no public way to say which;
+  ``bound_port`` reads it from the socket under the context.
+* **A busy port.** aiocoap sets SO_REUSEPORT on Linux, so a second context on a busy port binds
+  *silently* and the two share the datagrams (a notebook cell run twice). ``open_context``
+  probes a fixed port first and fails loudly instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+import aiocoap
+import aiocoap.interfaces
+
+__all__ = ["TRANSPORTS", "bound_address", "bound_port", "coap_uri", "open_context", "udp_transport"]
+
+#: The aiocoap transports every context of the package uses.
+TRANSPORTS = ["udp6"] if sys.platform == "linux" else ["simple6", "simplesocketserver"]
+
+
+async def open_context(
+    site: aiocoap.interfaces.Resource | None, host: str, port: int = 0
+) -> tuple[aiocoap.Context, int]:
+    """An aiocoap context serving ``site`` on ``(host, port)``, and the port it really got."""
+    if port:
+        _check_port_free(host, port)
+    context = await aiocoap.Context.create_server_context(
+        site, bind=(host, port), transports=TRANSPORTS
+    )
+    try:
+        return context, bound_port(context)
+    except Exception:
+        await context.shutdown()
+        raise
+
+
+def udp_transport(context: aiocoap.Context) -> asyncio.BaseTransport | None:
+    """The asyncio UDP transport under an aiocoap context (aiocoap keeps it internal)."""
+    for interface in context.request_interfaces:
+        message_interface = getattr(
+            getattr(interface, "token_interface", None), "message_interface", None
+        )
+        transport = getattr(message_interface, "transport", None)
+        if transport is not None and transport.get_extra_info("socket") is not None:
+            return transport
+    return None
+
+
+def bound_address(context: aiocoap.Context) -> tuple[str, int]:
+    """The (host, port) the context's UDP socket is bound to."""
+    transport = udp_transport(context)
+    if transport is None:
+        raise RuntimeError("the aiocoap context has no UDP socket")
+    host, port = transport.get_extra_info("socket").getsockname()[:2]
+    return host.removeprefix("::ffff:"), port
+
+
+def bound_port(context: aiocoap.Context) -> int:
+    """The UDP port the context really listens on (after binding port 0)."""
+    return bound_address(context)[1]
+
+
+def coap_uri(host: str, port: int) -> str:
+    """``coap://127.0.0.1:5683``, or ``coap://[::1]:5683`` for an IPv6 address."""
+    return f"coap://[{host}]:{port}" if ":" in host else f"coap://{host}:{port}"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"UDP port {port} on {host} is in use (another server, or a notebook cell run "
+                "twice?): stop that one first, or pass port=0 for a free port",
+            ) from None
