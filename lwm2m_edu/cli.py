@@ -21,6 +21,9 @@ Subcommands:
     is sent as it is: real devices expect their vendor's own package format).
 ``lwm2m-edu demo``
     a whole push update and a whole pull update between an in-process server and device.
+``lwm2m-edu check``
+    check this machine for the workshop (libraries, ``dot``, CoAP over loopback) and print
+    the fix for each problem; exit status 1 if something needs fixing.
 
 Exit status: 0 done (for ``inspect``: a device would accept the package); 2 the input was
 rejected (for ``inspect``: the package, printed with the Update Result a device would report;
@@ -37,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path as FilePath
 
 from . import __version__
+from .check import check_all, report
 from .codecs import CodecError, ContentFormat, decode
 from .flash import FLASH_PROFILES
 from .model import DEFAULT_MODEL, ModelError
@@ -160,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--firmware", type=FilePath, help="update every device with this file")
     server.add_argument("--mode", choices=("push", "pull"), default="push")
     server.add_argument("--via", choices=("coap", "http"), default="coap", help="for pull")
+
+    commands.add_parser("check", help="check this machine for the workshop, with fixes")
 
     demo = commands.add_parser("demo", help="a whole push and pull update, in the terminal")
     demo.add_argument(
@@ -310,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
         elif args.command == "demo":
             return _run(run_demo(size=args.size, flash=args.flash))
+        elif args.command == "check":
+            checks = asyncio.run(check_all())
+            print(report(checks))
+            return 0 if all(c.ok for c in checks) else 1
     except (CodecError, ModelError, PathError, PackageError, KeyFileError) as exc:
         print(f"lwm2m-edu: {exc}", file=sys.stderr)
         return 2
