@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import time
 from collections.abc import Callable, Iterable
 
 from .bootloader import Bootloader, BootReport
 from .client import Client
 from .dm import DataModel
-from .download import DownloadError, download
+from .download import DownloadError, DownloadOutcome, download
 from .flash import EmulatedFlash, FlashProfile, ModeledClock
 from .flash_handlers import FlashFirmwareHandlers
 from .fota import Protocol, State, UpdateResult
@@ -113,9 +114,14 @@ class EmulatedDevice:
         #: keyword options for ``download.download`` (``retries``, ``retry_delay``, ``timeout``,
         #: ``block_size``): how hard a pull tries before it reports Update Result 4
         self.download_options: dict[str, float | int] = {}
+        #: how each pull went: a ``DownloadOutcome`` or the ``DownloadError`` that ended it
+        self.downloads: list[DownloadOutcome | DownloadError] = []
         self._tasks: set[asyncio.Task] = set()
         self._rebooting: asyncio.Task | None = None
         self.rebooted = asyncio.Event()
+        #: called with the device after every boot, once the new client and objects exist and
+        #: before the client opens its socket: a ``trace.Trace`` re-attaches itself here
+        self.on_boot: list[Callable[[EmulatedDevice], None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class EmulatedDevice:
             log=self.log,
         )  # fmt: skip
         self.client.after_response.append(self._after_response)
+        for hook in list(self.on_boot):
+            hook(self)
 
     def _request_update(self) -> None:
         if self.client is not None:
@@ -257,15 +265,17 @@ class EmulatedDevice:
         handlers, firmware, client = self.handlers, self.firmware, self.client
         assert handlers is not None and firmware is not None and client is not None
         try:
-            await download(
+            outcome = await download(
                 uri, handlers.write_chunk, coap_context=client.context,
                 on_restart=lambda: handlers.begin(uri), **self.download_options,
             )  # fmt: skip
         except DownloadError as error:
+            self.downloads.append(error)
             self.log(f"{self.endpoint}: download failed: {error}")
             if firmware.state is State.DOWNLOADING:
                 firmware.download_failed(error.result, self.wall_clock())
             return
+        self.downloads.append(outcome)
         result = handlers.finish()
         if firmware.state is not State.DOWNLOADING:  # cancelled or reset meanwhile
             return
@@ -278,3 +288,29 @@ class EmulatedDevice:
         version = self.running.version if self.boots else "not booted"
         state = self.firmware.state.name if self.firmware else "-"
         return f"<EmulatedDevice {self.endpoint!r} firmware {version}, /5 {state}>"
+
+    def _repr_html_(self) -> str:
+        """Endpoint, running firmware, /5 State and Update Result and the flash, as a table."""
+        running = f"{self.running.name} {self.running.version}" if self.boots else "not booted"
+        staged = self.handlers.staged if self.handlers else None
+        status = "-", "-"
+        if self.firmware is not None:
+            state, result = self.firmware.state, self.firmware.result
+            status = f"{state.value} {state.name}", f"{result.value} {result.name}"
+        profile = self.flash.profile
+        rows = [
+            ("endpoint", self.endpoint),
+            ("server", (self.server_uri or "none") + ("" if self.client else " (not running)")),
+            ("running firmware", f"{running} (boot {len(self.boots)})"),
+            ("staged package", f"{staged.name} {staged.version}" if staged else "none"),
+            ("State (/5/0/3)", status[0]),
+            ("Update Result (/5/0/5)", status[1]),
+            ("flash", f"{profile.name}: {profile.capacity // 1024} KiB, {len(profile.sectors)} "
+                      f"sectors, modeled t = {self.clock.now:.3f} s"),
+        ]  # fmt: skip
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>EmulatedDevice</caption>{body}</table>"
