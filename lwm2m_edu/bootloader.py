@@ -276,10 +276,8 @@ class Bootloader:
             max_image_size=slot.size - MAX_OVERHEAD,
         )
         position, end = slot.start, slot.start + slot.size
-        while verifier.expected_size is None or verifier.bytes_received < verifier.expected_size:
-            wanted = _READ_CHUNK
-            if verifier.expected_size is not None:
-                wanted = min(wanted, verifier.expected_size - verifier.bytes_received)
+        while verifier.needed > 0:
+            wanted = min(_READ_CHUNK, verifier.needed)
             if position + wanted > end:
                 raise PackageError(
                     f"the package runs past the end of {slot}",

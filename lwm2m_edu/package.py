@@ -532,6 +532,15 @@ class PackageVerifier:
         """The whole package size the header announces, once it is known (for progress bars)."""
         return self._header.package_size if self._header is not None else None
 
+    @property
+    def needed(self) -> int:
+        """How many more bytes complete what is being read now: the next part of the header,
+        or the rest of the package once the header is known. A reader that must not read past
+        the package (a bootloader reading a slot) asks for at most this many."""
+        if self._header is None:
+            return self._wanted - len(self._buffer)
+        return self._header.package_size - self._received
+
     def feed(self, chunk: bytes) -> None:
         """Take the next piece of the package; raise ``PackageError`` if it proves it bad."""
         if self._error is not None:

@@ -381,3 +381,11 @@ def test_a_boot_report_reads_as_a_sentence():
 def test_a_boot_report_with_nothing_to_do_says_so():
     _, report = reboot(provisioned())
     assert "nothing to do" in str(report)
+
+
+def test_a_package_smaller_than_one_read_chunk_boots():
+    flash = EmulatedFlash("nrf52840-internal")
+    bootloader = Bootloader(flash, device_type="tiny")
+    bootloader.provision(Package.build(b"x" * 100, name="app", version="0.1", device_type="tiny"))
+    report = bootloader.boot()
+    assert (report.slot.name, report.image.version) == ("A", "0.1")

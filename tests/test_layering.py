@@ -23,6 +23,7 @@ CORE = [
     "objects",
     "observe.py",
     "dm.py",
+    "simulate.py",
 ]
 FORBIDDEN_MODULES = {"aiocoap", "aiohttp", "asyncio", "socket", "selectors", "time"}
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "time_ns"}
