@@ -45,6 +45,8 @@ from: ``nrf52840-internal``, ``stm32f4-internal``, ``w25q64-spi-nor`` and ``mx25
 
 from __future__ import annotations
 
+import html
+import itertools
 import math
 import random
 from bisect import bisect_right
@@ -252,6 +254,30 @@ class FlashProfile:
     def read_time(self, length: int) -> float:
         """Seconds to read ``length`` bytes."""
         return length / self.read_rate
+
+    def _repr_html_(self) -> str:
+        """The datasheet numbers as a small table, every one with its unit (for notebooks)."""
+        if isinstance(self.sector_erase_time, Mapping):
+            times = sorted(self.sector_erase_time.items())
+            erase = ", ".join(f"{_size(size)}: {_seconds(t)}" for size, t in times)
+        else:
+            erase = f"{_seconds(self.sector_erase_time)} per sector"
+        program = f"{_seconds(self.page_program_time)} per page ({_size(self.page_size)})"
+        if self.program_overhead:
+            program += f" + {_seconds(self.program_overhead)} per operation"
+        rows = [
+            ("part", self.name),
+            ("description", self.description),
+            ("capacity", f"{_size(self.capacity)} ({self.capacity} bytes)"),
+            ("sectors", _sector_runs(self.sectors)),
+            ("page size", _size(self.page_size)),
+            ("write granularity", _size(self.write_granularity).replace("1 bytes", "1 byte")),
+            ("page program time", program),
+            ("sector erase time", erase),
+            ("read rate", _rate(self.read_rate)),
+            ("datasheet", self.datasheet or "-"),
+        ]
+        return _html_table("FlashProfile", rows)
 
 
 def _is_time(value: object) -> bool:
@@ -731,6 +757,25 @@ class EmulatedFlash:
             f"{len(self._starts)} sectors, t={self.clock.now:.3f} s, {self._count} ops{power}>"
         )
 
+    def _repr_html_(self) -> str:
+        """The part, the modeled clock and what the operations so far cost (for notebooks)."""
+        kinds = ("erase", "program", "read")
+        counts = {kind: 0 for kind in kinds}
+        busy = {kind: 0.0 for kind in kinds}
+        for operation in self.operations:
+            counts[operation.kind] += 1
+            busy[operation.kind] += operation.duration
+        done = ", ".join(f"{counts[k]} {k} ({_seconds(busy[k])})" for k in kinds if counts[k])
+        rows = [
+            ("part", self.profile.name),
+            ("capacity", f"{_size(self.capacity)} ({self.capacity} bytes)"),
+            ("sectors", _sector_runs(self.profile.sectors)),
+            ("modeled clock", f"t = {self.clock.now:.6f} s"),
+            ("operations", f"{self._count}: {done}" if done else "none yet"),
+            ("power", "on" if self.powered else "OFF (cut)"),
+        ]
+        return _html_table("EmulatedFlash", rows)
+
 
 def _nothing(*_: object) -> None:
     """A read changes nothing, whole or torn."""
@@ -742,3 +787,36 @@ def _size(n: int) -> str:
     if n % KiB == 0:
         return f"{n // KiB} KiB"
     return f"{n} bytes"
+
+
+def _seconds(t: float) -> str:
+    """A duration with a readable unit: ``42 µs``, ``85 ms``, ``1.2 s``."""
+    if t == 0:
+        return "0 s"
+    if t < 1e-3:
+        return f"{t * 1e6:.3g} µs"
+    if t < 1:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t:.3g} s"
+
+
+def _rate(bytes_per_second: float) -> str:
+    if bytes_per_second >= MiB:
+        return f"{bytes_per_second / MiB:.3g} MiB/s"
+    return f"{bytes_per_second / KiB:.3g} KiB/s"
+
+
+def _sector_runs(sectors: tuple[int, ...]) -> str:
+    """Sector sizes in address order, runs collapsed: ``4 x 16 KiB, 1 x 64 KiB, 7 x 128 KiB``."""
+    runs = [(size, len(list(group))) for size, group in itertools.groupby(sectors)]
+    return ", ".join(f"{count} x {_size(size)}" for size, count in runs)
+
+
+def _html_table(caption: str, rows: list[tuple[str, str]]) -> str:
+    """A two-column table in the style of ``Package._repr_html_``; every text is escaped."""
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
+        for k, v in rows
+    )
+    return f"<table><caption>{html.escape(caption)}</caption>{body}</table>"

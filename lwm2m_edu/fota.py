@@ -55,6 +55,7 @@ Where the spec and implementations differ we follow the spec, and say so (see
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -559,3 +560,26 @@ class FirmwareUpdateMachine:
             f"<FirmwareUpdateMachine v{self.version} state={self.state.value} {self.state.name} "
             f"result={self.result.value} {self.result.name}>"
         )
+
+    def _repr_html_(self) -> str:
+        """State, Update Result, what is allowed now and the last five steps, as a table."""
+        allowed = ", ".join(t.__name__ for t in self.allowed_events()) or "nothing"
+        rows = [
+            ("Object /5 version", self.version),
+            ("State (/5/0/3)", f"{self.state.value} {self.state.name}"),
+            ("Update Result (/5/0/5)", f"{self.result.value} {self.result.name}"),
+            ("allowed now", allowed),
+        ]
+        if self.defer_deadline is not None:
+            rows.append(("deferred until", f"t = {self.defer_deadline:g} s"))
+        cells = [(k, f"<code>{html.escape(v)}</code>") for k, v in rows]
+        recent = self.history[-5:]
+        first = len(self.history) - len(recent) + 1  # number the steps as in ``history``
+        items = "".join(f"<li><code>{html.escape(str(step))}</code></li>" for step in recent)
+        cells.append(("last steps", f"<ol start='{first}'>{items}</ol>" if recent else "none yet"))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{v}</td></tr>"
+            for k, v in cells
+        )
+        return f"<table><caption>FirmwareUpdateMachine</caption>{body}</table>"

@@ -53,6 +53,7 @@ registered / updated / deregistered / expired event, after the bookkeeping is do
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 import re
@@ -175,6 +176,33 @@ class Registration:
             f"{self.endpoint} at {self.location} (LwM2M {self.lwm2m_version}, b={self.binding}"
             f"{mode}, lt={self.lifetime}) objects {objects or 'none'}"
         )
+
+    def _repr_html_(self) -> str:
+        """Who registered, from where, for how long, and with which objects, as a table."""
+        letters = ", ".join(_BINDING_LETTERS.get(letter, letter) for letter in self.binding)
+        if self.queue_mode and "Q" not in self.binding:  # LwM2M 1.1: Q is its own query item
+            letters += ", queue mode"
+        objects = [
+            f"/{oid}" + (f" ver {obj.version}" if obj.version else "")
+            + (f" instances {', '.join(map(str, obj.instances))}" if obj.instances else "")
+            for oid, obj in self.links.objects.items()
+        ]  # fmt: skip
+        rows = [
+            ("endpoint", self.endpoint),
+            ("location", f"/{self.location}"),
+            ("address", str(getattr(self.address, "hostinfo", None) or self.address)),
+            ("LwM2M version", self.lwm2m_version),
+            ("binding", f"{self.binding} ({letters})"),
+            ("lifetime", f"{self.lifetime} s" if self.lifetime else "0 (never expires)"),
+            ("objects", "; ".join(objects) or "none"),
+            ("content formats", ", ".join(map(str, self.content_formats)) or "default only"),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>Registration</caption>{body}</table>"
 
 
 class EventKind(Enum):

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -601,6 +602,29 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<Server {self.uri} registered: {', '.join(self.registry.endpoints) or 'none'}>"
+
+    def _repr_html_(self) -> str:
+        """The registrations as a table: endpoint, address, lifetime, binding, objects."""
+        head = "".join(
+            f"<th style='text-align:left'>{h}</th>"
+            for h in ("endpoint", "address", "lifetime", "binding", "objects", "location")
+        )
+        rows = []
+        for r in self.registry.registrations:
+            cells = (
+                r.endpoint,
+                str(getattr(r.address, "hostinfo", None) or r.address),
+                f"{r.lifetime} s" if r.lifetime else "never expires",
+                r.binding + (" (queue mode)" if r.queue_mode and "Q" not in r.binding else ""),
+                " ".join(f"/{oid}" for oid in r.objects) or "none",
+                f"/{r.location}",
+            )
+            tds = (f"<td style='text-align:left'><code>{html.escape(c)}</code></td>" for c in cells)
+            rows.append(f"<tr>{''.join(tds)}</tr>")
+        if not rows:
+            rows.append("<tr><td colspan='6'>no device registered yet</td></tr>")
+        caption = f"Server {html.escape(self.uri)}: {len(self.registry)} registered"
+        return f"<table><caption>{caption}</caption><tr>{head}</tr>{''.join(rows)}</table>"
 
     # -- registrations ----------------------------------------------------------------------------
 
