@@ -8,8 +8,12 @@
 * ``sequence`` — ``sequence_chart(trace)``: a message sequence chart (matplotlib) of a
   recorded CoAP trace: who sent what to whom, block-wise transfers folded, state changes as
   notes on the device's lifeline.
-* ``plots`` — transfer and flash timing plots (matplotlib).
-* ``widgets`` — notebook controls (ipywidgets).
+* ``plots`` — where the time of an update goes (matplotlib Figures): ``plot_timeline``
+  (per block: network, erase, program), ``plot_bytes_over_time``, ``plot_block_size_sweep``,
+  ``plot_push_vs_pull`` — from a device's timeline or from ``simulate.simulate_update``.
+* ``widgets`` — notebook controls: ``DevicePanel`` (State, Update Result, progress, buttons
+  for push, pull, update, cancel, reset, reboot) and ``ServerPanel`` (who is registered).
+  Import them from ``lwm2m_edu.viz.widgets`` (that imports ipywidgets).
 
 Importing ``lwm2m_edu.viz`` imports graphviz and matplotlib but no pyplot and no ipywidgets
 (``LiveStateDiagram`` imports ipywidgets when it is created)::
@@ -21,13 +25,16 @@ Importing ``lwm2m_edu.viz`` imports graphviz and matplotlib but no pyplot and no
 """
 
 from .diagram import LiveStateDiagram, StateDiagram, state_diagram, transitions_table
+from .plots import plot_block_size_sweep, plot_bytes_over_time, plot_push_vs_pull, plot_timeline
 from .sequence import sequence_chart
-
-# plots / widgets: re-exported here by the lead once those modules land.
 
 __all__ = [
     "LiveStateDiagram",
     "StateDiagram",
+    "plot_block_size_sweep",
+    "plot_bytes_over_time",
+    "plot_push_vs_pull",
+    "plot_timeline",
     "sequence_chart",
     "state_diagram",
     "transitions_table",
