@@ -120,6 +120,7 @@ from aiocoap import (
     error,
 )
 from aiocoap.numbers import TransportTuning
+from aiocoap.numbers.constants import Unreliable
 from aiocoap.optiontypes import BlockOption
 
 from .coap import TRANSPORTS, open_context
@@ -223,6 +224,7 @@ class _Options(TypedDict, total=False):
     retry_delay: float
     timeout: float
     progress: Progress | None
+    window: int
 
 
 class _Retry(Exception):
@@ -378,10 +380,22 @@ class CoapDownloader(Downloader):
     protocol = Protocol.COAP
 
     def __init__(
-        self, uri: str, sink: Sink, *, context: Context | None = None, **options: Unpack[_Options]
+        self,
+        uri: str,
+        sink: Sink,
+        *,
+        context: Context | None = None,
+        window: int = 1,
+        **options: Unpack[_Options],
     ) -> None:
         super().__init__(uri, sink, **options)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(
+                f"window is the number of Block2 requests in flight (>= 1): {window!r}"
+            )
         self.context = context
+        #: Block2 requests in flight at once. 1 (the default) is lock-step, RFC 7252's NSTART = 1.
+        self.window = window
         self._tuning = transport_tuning(self.timeout)
         if self.block_in_use is not None:
             _szx(self.block_in_use)  # a bad block size is a programming error: say so now
@@ -405,34 +419,76 @@ class CoapDownloader(Downloader):
         # A retry or a start-over is a new attempt: it resolves the name again.
         remote = None
         while True:
-            try:
-                request = Message(code=GET, uri=self.uri, transport_tuning=self._tuning)
-            except ValueError as problem:  # aiocoap.error.MalformedUrlError
-                self._fail(UpdateResult.INVALID_URI, f"not a usable CoAP URI: {problem}")
-            if remote is not None:
-                # Only the destination changes: the Uri-Host / Uri-Path / Uri-Query options the
-                # URI gave stay, so the request on the wire is the same.
-                request.remote = remote
             number = None
             if self.offset or self.block_in_use:  # else: let the server choose the size
-                size = self.block_in_use or 1024
-                number = self.offset // size
-                request.opt.block2 = BlockOption.BlockwiseTuple(number, False, _szx(size))
-            response = await self._exchange(request)
+                number = self.offset // (self.block_in_use or 1024)
+            response = await self._exchange(self._request(number, remote))
             remote = response.remote
             if not self._take(response, number):
                 return
+            if self.window > 1:  # the first answer told the block size: open the window
+                await self._windowed(remote)
+                return
 
-    async def _exchange(self, request: Message) -> Message:
-        """Send one request; turn aiocoap's errors into retry / Invalid URI."""
-        assert self.context is not None
+    def _request(self, number: int | None, remote: object, *, confirmable: bool = True) -> Message:
+        """A GET of the package, for block ``number`` (None: let the server choose the size)."""
         try:
-            # aiocoap gives up after the retransmissions (ConRetransmitsExceeded); the deadline
-            # only catches a server that sent an empty ACK and never the response.
-            async with asyncio.timeout(2 * self.timeout):
+            tuning = self._tuning if confirmable else Unreliable()
+            request = Message(code=GET, uri=self.uri, transport_tuning=tuning)
+        except ValueError as problem:  # aiocoap.error.MalformedUrlError
+            self._fail(UpdateResult.INVALID_URI, f"not a usable CoAP URI: {problem}")
+        if remote is not None:
+            # Only the destination changes: the Uri-Host / Uri-Path / Uri-Query options the
+            # URI gave stay, so the request on the wire is the same.
+            request.remote = remote
+        if number is not None:
+            size = self.block_in_use or 1024
+            request.opt.block2 = BlockOption.BlockwiseTuple(number, False, _szx(size))
+        return request
+
+    async def _windowed(self, remote: object) -> None:
+        """Keep ``window`` Block2 requests in flight; take the answers in block order.
+
+        aiocoap holds back a second *confirmable* request to a server until the first is
+        answered (NSTART = 1), so the window's requests are non-confirmable: a lost one is
+        noticed by its own timer (``timeout / 8``) and the attempt resumes from the first
+        block not yet delivered — the same resume a lock-step retry does.
+        """
+        size = self.block_in_use or 1024
+        last = None if self.total is None else max(self.total - 1, 0) // size
+        next_number = self.offset // size
+        in_flight: dict[int, asyncio.Task[Message]] = {}
+        try:
+            while True:
+                while len(in_flight) < self.window and (last is None or next_number <= last):
+                    request = self._request(next_number, remote, confirmable=False)
+                    in_flight[next_number] = asyncio.ensure_future(
+                        self._exchange(request, deadline=self.timeout / 8)
+                    )
+                    next_number += 1
+                number = min(in_flight)
+                response = await in_flight.pop(number)
+                if not self._take(response, number):
+                    return
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+            await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    async def _exchange(self, request: Message, *, deadline: float | None = None) -> Message:
+        """Send one request; turn aiocoap's errors into retry / Invalid URI.
+
+        aiocoap gives up on a confirmable request after its retransmissions
+        (ConRetransmitsExceeded); the ``deadline`` (default twice ``timeout``) catches a server
+        that sent an empty ACK and never the response, and a lost non-confirmable request.
+        """
+        assert self.context is not None
+        deadline = 2 * self.timeout if deadline is None else deadline
+        try:
+            async with asyncio.timeout(deadline):
                 return await self.context.request(request, handle_blockwise=False).response
         except TimeoutError:
-            raise _Retry(f"no response within {2 * self.timeout:g} s after the ACK") from None
+            raise _Retry(f"no response within {deadline:g} s") from None
         except error.ResolutionError as problem:
             self._fail(UpdateResult.INVALID_URI, f"the host does not resolve: {problem}")
         except error.TimeoutError:
@@ -594,8 +650,10 @@ async def download(
 ) -> DownloadOutcome:
     """Fetch ``uri`` into ``sink``, choosing the downloader by the URI's scheme.
 
-    Options: ``resume`` (a ``Resume`` from an earlier ``DownloadError``), ``on_restart``
-    (empties the sink when the package changed and the download starts over),
+    Options: ``window`` (CoAP: Block2 requests in flight; 1, the default, is lock-step — see
+    ``CoapDownloader._windowed``), ``resume`` (a ``Resume`` from an earlier
+    ``DownloadError``), ``on_restart`` (empties the sink when the package changed and the
+    download starts over),
     ``block_size`` (CoAP: ask for this block size on the first GET; HTTP: chunk size for the
     sink), ``retries``, ``retry_delay``, ``timeout`` (seconds for one request with its
     retransmissions / for one connect or read), ``progress(received, total)``.
@@ -618,8 +676,11 @@ async def download(
             UpdateResult.UNSUPPORTED_PROTOCOL,
             f"cannot download {scheme}:// URIs, only {offered} ({uri[:60]})",
         )
+    window = options.pop("window", 1)  # CoAP only: HTTP streams the package in one response
     if scheme == "coap":
-        downloader: Downloader = CoapDownloader(uri, sink, context=coap_context, **options)
+        downloader: Downloader = CoapDownloader(
+            uri, sink, context=coap_context, window=window, **options
+        )
     else:
         downloader = HttpDownloader(uri, sink, session=http_session, **options)
     return await downloader.run()

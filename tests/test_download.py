@@ -20,7 +20,7 @@ from aiocoap import GET, Context, Message
 from aiocoap.message import UndecidedRemote
 
 from lwm2m_edu.bootloader import Bootloader
-from lwm2m_edu.download import PROTOCOLS, DownloadError, Resume, download
+from lwm2m_edu.download import PROTOCOLS, CoapDownloader, DownloadError, Resume, download
 from lwm2m_edu.flash import EmulatedFlash
 from lwm2m_edu.flash_handlers import FlashFirmwareHandlers
 from lwm2m_edu.fota import Protocol, UpdateResult
@@ -478,3 +478,71 @@ async def test_progress_grows_with_every_chunk_up_to_the_size(scheme):
     assert received == sorted(set(received))
     assert reports[-1] == (5000, 5000)
     assert {total for _, total in reports} == {5000}
+
+
+# -- the windowed option --------------------------------------------------------------------------
+
+BIG = random.Random(7).randbytes(20_000)  # twenty blocks of 1024 B (the last one short)
+
+
+async def test_a_window_of_block2_requests_delivers_the_bytes_in_order():
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        package = host.add("app.bin", BIG)
+        sink = Sink()
+        outcome = await download(package.coap_uri, sink, coap_context=client, window=4, **FAST)
+        assert bytes(sink.data) == BIG
+        assert sink.chunks == [1024] * 19 + [544]
+        assert (outcome.blocks, outcome.etag) == (20, package.etag)
+        assert package.coap_requests == 20  # Size2 told where the package ends: no extra GETs
+
+
+async def test_a_lost_request_in_the_window_is_asked_for_again():
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        package = host.add("app.bin", BIG)
+        sink = Sink()
+        host.drop_next(1)  # the first GET is lost and retransmitted (it is confirmable)
+        outcome = await download(package.coap_uri, sink, coap_context=client, window=4, **FAST)
+        assert bytes(sink.data) == BIG
+        assert outcome.blocks == 20
+
+
+async def test_a_lost_non_confirmable_block_resumes_from_the_first_block_missing():
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        package = host.add("app.bin", BIG)
+        sink = Sink()
+
+        def sink_that_loses_the_next_request(chunk: bytes) -> None:
+            sink(chunk)
+            if len(sink.chunks) == 1:
+                host.drop_next(1)  # one of the window's non-confirmable GETs vanishes
+
+        outcome = await download(
+            package.coap_uri, sink_that_loses_the_next_request, coap_context=client, window=4,
+            **FAST,
+        )  # fmt: skip
+        assert bytes(sink.data) == BIG
+        assert outcome.retries == 1
+
+
+async def test_a_package_changing_under_a_window_starts_over_once():
+    async with await PackageHost.start(http=False) as host, coap_client() as client:
+        package = host.add("app.bin", BIG)
+        sink = Sink()
+
+        def sink_that_sees_a_new_release(chunk: bytes) -> None:
+            sink(chunk)
+            if len(sink.chunks) == 3:
+                host.replace("app.bin", NEW)
+
+        outcome = await download(
+            package.coap_uri, sink_that_sees_a_new_release, coap_context=client, window=4,
+            on_restart=sink.restart, **FAST,
+        )  # fmt: skip
+        assert bytes(sink.data) == NEW
+        assert outcome.restarts == 1
+
+
+@pytest.mark.parametrize("window", [0, -1, 1.5, True])
+def test_a_window_must_be_a_positive_number_of_requests(window):
+    with pytest.raises(ValueError, match="Block2 requests in flight"):
+        CoapDownloader("coap://127.0.0.1/x", lambda chunk: None, window=window)
