@@ -1377,8 +1377,13 @@ class Server:
                 if status.state is not State.DOWNLOADED:
                     raise _Abort(f"the download failed: {status.result.name}", status)
                 before = self.registration(endpoint)
-                await self.execute(endpoint, UPDATE_PATH)
-                step("executed Update /5/0/2")
+                try:
+                    await self.execute(endpoint, UPDATE_PATH)
+                    step("executed Update /5/0/2")
+                except DeviceUnreachable:
+                    # The answer may have been lost while the device went into its reboot: the
+                    # Execute may well have worked. What the device reports next decides.
+                    step("no answer to Execute Update: waiting to see whether the device updates")
                 status = await self.watch_firmware(
                     endpoint,
                     lambda s: s.result is not UpdateResult.INITIAL,
@@ -1401,6 +1406,8 @@ class Server:
             outcome.status = exc.status or outcome.status
         except (LwM2MError, DeviceUnreachable, UnknownEndpoint) as exc:
             outcome.error = str(exc)
+        except CodecError as exc:  # the device answered something that does not decode
+            outcome.error = f"the device's answer does not decode: {exc}"
         except TimeoutError:
             outcome.error = f"timed out after {timeout:g} s"
         if outcome.error:
