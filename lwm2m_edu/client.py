@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import aiocoap
 from aiocoap import Code as CoapCode
 from aiocoap import Message, interfaces
+from aiocoap.blockwise import Block1Spool, IncompleteException
 from aiocoap.numbers.types import Type
 
 from .coap import bound_address, open_context, udp_transport
@@ -537,6 +538,7 @@ class _ClientResource(interfaces.Resource):
     def __init__(self, client: Client) -> None:
         super().__init__()
         self.client = client
+        self._block1 = _Block1Spool()
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
         return not _is_streamed_push(request)
@@ -616,6 +618,11 @@ class _ClientResource(interfaces.Resource):
         """One Block1 block of a firmware push, straight to the Package handlers."""
         firmware = self.client.data_model.firmware
         block = request.opt.block1
+        problem = _block1_problem(request)
+        if problem:
+            message = Message(code=CoapCode.BAD_REQUEST, payload=problem.encode())
+            message.opt.block1 = block
+            return message
         offset = block.start if block is not None else 0
         last = block is None or not block.more
         outcome = firmware.write_package(request.payload, offset=offset, last=last,
@@ -632,8 +639,39 @@ class _ClientResource(interfaces.Resource):
         return message
 
 
+class _Block1Spool(Block1Spool):
+    """aiocoap's Block1 assembly, except that a block which does not go on where the body
+    stopped (a gap, an overlap) is answered 4.08 Request Entity Incomplete: aiocoap 0.4.17
+    raises a bare ValueError there, which it answers 5.00 and logs as a crash."""
+
+    def feed_and_take(self, req: Message) -> Message:
+        try:
+            return super().feed_and_take(req)
+        except ValueError:
+            raise IncompleteException from None
+
+
+def _block1_problem(request: Message) -> str | None:
+    """Why a block of a streamed push breaks RFC 7959, if it does (aiocoap checks the blocks it
+    assembles itself, but a streamed one comes to us as it is)."""
+    block = request.opt.block1
+    if block is None:
+        return None
+    if block.size_exponent == 7:
+        return "Block1 SZX 7 is reserved over UDP (BERT is for CoAP over TCP); use 0..6"
+    if block.more and len(request.payload) != block.size:
+        return (
+            f"Block1 block {block.block_number} says more follow (M=1), so it must carry "
+            f"{block.size} bytes, not {len(request.payload)} (RFC 7959 §2.2)"
+        )
+    return None
+
+
 def _dm_request(message: Message) -> Request | Response:
     """The sans-I/O request for an aiocoap message (or the error answer if it can't be one)."""
+    for segment in message.opt.uri_path:
+        if "/" in segment:  # one Uri-Path option is one path level, never two
+            return Response(Code.NOT_FOUND, diagnostic=f"no LwM2M path has the level {segment!r}")
     try:
         path = Path.from_uri_path(message.opt.uri_path)
     except PathError as error:

@@ -8,13 +8,16 @@ one UDP socket. Three details of aiocoap 0.4.17 matter to all of them and are ha
 * **Which port.** Binding port 0 gives a free port, and aiocoap has no public way to say which;
   ``bound_port`` reads it from the socket under the context.
 * **A busy port.** aiocoap sets SO_REUSEPORT on Linux, so a second context on a busy port binds
-  *silently* and the two share the datagrams (a notebook cell run twice). ``open_context``
-  probes a fixed port first and fails loudly instead.
+  *silently* and the two share the datagrams (a notebook cell run twice) — and even a bind to
+  port 0 may be handed a port another such socket holds. This module switches that off for the
+  process (aiocoap's documented ``AIOCOAP_REUSE_PORT=0``, unless the user set it) and
+  ``open_context`` probes a fixed port first, so a busy port fails loudly instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 
@@ -22,6 +25,9 @@ import aiocoap
 import aiocoap.interfaces
 
 __all__ = ["TRANSPORTS", "bound_address", "bound_port", "coap_uri", "open_context", "udp_transport"]
+
+# Every endpoint of the package must own its port (see the module docstring).
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 #: The aiocoap transports every context of the package uses.
 TRANSPORTS = ["udp6"] if sys.platform == "linux" else ["simple6", "simplesocketserver"]

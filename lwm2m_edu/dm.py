@@ -102,6 +102,9 @@ READ_FORMATS = frozenset(
         ContentFormat.LWM2M_CBOR,
     }
 )
+#: A Uri-Query option holds at most 255 bytes (RFC 7252 §5.10). Longer items are refused before
+#: anything parses them: a 5000-digit ``pmin`` would overflow the observe timers' arithmetic.
+MAX_QUERY_ITEM = 255
 _SINGLE_VALUE_FORMATS = (ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR)
 _SENML = (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR)
 _COMPOSITE_FORMATS = (*_SENML, ContentFormat.LWM2M_CBOR)
@@ -376,6 +379,13 @@ class DataModel:
                 diagnostic=f"{operation.value} must be sent confirmable (CON); only Execute "
                 "may be non-confirmable",
             )
+        for item in request.query:
+            if len(item.encode()) > MAX_QUERY_ITEM:
+                return Response(
+                    Code.BAD_REQUEST,
+                    diagnostic=f"the query item {item[:20]!r}... is {len(item.encode())} bytes; "
+                    f"a Uri-Query option holds at most {MAX_QUERY_ITEM} (RFC 7252 §5.10)",
+                )
         if request.path.object_id == 0 and not bootstrap:
             return Response(
                 Code.NOT_FOUND,
@@ -650,6 +660,8 @@ class DataModel:
             raise _refuse(Code.UNSUPPORTED_CONTENT_FORMAT, str(error)) from None
         except CodecError as error:
             raise _refuse(Code.BAD_REQUEST, str(error)) from None
+        except ValueError as error:  # e.g. int() of a 5000-digit text value (Python's limit)
+            raise _refuse(Code.BAD_REQUEST, f"the payload does not decode: {error}") from None
 
     def _write(self, request: Request, now: float, *, replace: bool) -> Response:
         path = request.path

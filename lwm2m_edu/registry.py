@@ -27,8 +27,10 @@ The query parameters of Register (LwM2M 1.1 core, §6.2; defaults as the specifi
 
 What goes wrong, and what the server answers (Leshan's response classes list the same codes):
 
-* no ``ep``, a malformed ``lt``/``b``/``lwm2m``, a parameter given twice, a payload that is not
-  link-format (Content-Format 40) or does not parse → **4.00 Bad Request**, with the reason;
+* no ``ep``, a malformed ``lt``/``b``/``lwm2m`` (or an ``lt`` past the largest LwM2M Integer),
+  a parameter given twice or longer than a Uri-Query option may be (255 bytes), a payload that
+  is not link-format (Content-Format 40) or does not parse → **4.00 Bad Request**, with the
+  reason;
 * a well-formed LwM2M version this server does not speak (``lwm2m=2.0``) → **4.12 Precondition
   Failed** (Wakaama answers ``lwm2m=1.2`` the same way; a client may retry with an older one);
 * an Update or De-register for a location nobody holds → **4.04 Not Found**: the client must
@@ -88,6 +90,12 @@ DEFAULT_AWAKE_TIME = 93.0
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
 #: CoAP 4.12 Precondition Failed (``Code`` lists only what objects answer; this is a server's).
 PRECONDITION_FAILED = 0x8C
+
+#: The longest query item a Register or Update may carry: a Uri-Query option holds at most 255
+#: bytes (RFC 7252 §5.10), so ``ep=`` leaves 252 for the endpoint name.
+MAX_QUERY_ITEM = 255
+#: The longest lifetime: /1/x/1 Lifetime is an LwM2M Integer (signed 64-bit).
+MAX_LIFETIME = 2**63 - 1
 
 _VERSION = re.compile(r"[0-9]+\.[0-9]+")
 _BINDING_LETTERS = {"U": "UDP", "S": "SMS", "T": "TCP", "N": "Non-IP", "Q": "queue mode"}
@@ -237,6 +245,12 @@ class _Params:
             else ((n, v if eq else None) for n, eq, v in (q.partition("=") for q in query_items))
         )
         for name, value in pairs:
+            size = len(name.encode()) + (0 if value is None else len(value.encode()) + 1)
+            if size > MAX_QUERY_ITEM:
+                raise _bad(
+                    f"the query item {name[:20]!r} is {size} bytes long; a Uri-Query option holds "
+                    f"at most {MAX_QUERY_ITEM} (RFC 7252 §5.10)"
+                )
             if name in params.items:
                 raise _bad(f"the query parameter {name!r} is given twice")
             params.items[name] = value
@@ -500,7 +514,10 @@ def _lifetime(text: str | None, default: int) -> int:
         return default
     if not text.isascii() or not text.isdigit():
         raise _bad(f"lt={text!r}: the lifetime is a whole number of seconds (0 = no expiry)")
-    return int(text)
+    lifetime = int(text)
+    if lifetime > MAX_LIFETIME:
+        raise _bad(f"lt={text[:30]}...: the lifetime is at most {MAX_LIFETIME} s (LwM2M Integer)")
+    return lifetime
 
 
 def _binding(text: str | None, version: str, default: str) -> tuple[str, bool]:

@@ -89,7 +89,13 @@ MAX_URI_LENGTH = 255
 #: EXCHANGE_LIFETIME of RFC 7252 (247 s): after it, a half-done push is abandoned.
 DEFAULT_PUSH_TIMEOUT = 247.0
 
-_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#\s]+)[^\s]*")
+#: ``scheme://host[:port][/path][?query]`` in visible ASCII: no spaces or control characters
+#: (RFC 3986), a host name or a bracketed IPv6 literal, and no user info (below).
+_URI = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::[0-9]*)?"
+    r"(?:[/?#][\x21-\x7e]*)?"
+)
 
 
 @dataclass
@@ -357,6 +363,11 @@ class FirmwareObject:
     def _uri_problem(self, uri: str) -> tuple[UpdateResult, str] | None:
         if len(uri.encode()) > MAX_URI_LENGTH:
             return UpdateResult.INVALID_URI, f"the URI is longer than {MAX_URI_LENGTH} bytes"
+        authority = re.split(r"[/?#]", uri.partition("://")[2], maxsplit=1)[0]
+        if "@" in authority:
+            # RFC 9110 §4.2.4: user info in a URI from an untrusted source is an error (it hides
+            # the real host); CoAP URIs have none at all (RFC 7252 §6).
+            return UpdateResult.INVALID_URI, "a Package URI carries no user info (user:pass@)"
         match = _URI.fullmatch(uri)
         if match is None:
             return UpdateResult.INVALID_URI, f"{uri[:60]!r} is not a URI like coap://host/path"
