@@ -90,6 +90,8 @@ def _parse(text: str, kind: ResourceType, fail) -> Value:
     if kind in (ResourceType.INTEGER, ResourceType.UNSIGNED, ResourceType.TIME):
         if not _INTEGER.fullmatch(text):
             fail(f"{text[:40]!r} is not a whole number, as a {kind.value} must be")
+        if len(text) > 21:  # more digits than any 64-bit value has (and int() caps at 4300)
+            fail(f"{text[:40]}… has {len(text)} digits: outside the range of a {kind.value}")
         number = int(text)
         if kind is ResourceType.TIME:
             return seconds_to_time(number, fail)
