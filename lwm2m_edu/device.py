@@ -20,6 +20,16 @@ the staged package, and the client registers again, now reporting the new firmwa
 
 Flash time is modeled (``device.clock``): a download's erase and program operations advance
 the device's modeled clock and leave a timeline for the plots, without slowing the network.
+
+**Power cuts.** ``device.cut_power(at_operation=n)`` (or ``at_time=t``, modeled seconds; no
+argument: now) schedules a cut on the flash. The flash operation it hits is torn and raises
+``flash.PowerLoss`` wherever the device happens to be: serving a request (a push block, the
+UPDATING record an Execute writes), in a background download, or in the bootloader. The device
+then dies as a real one does: the request in hand is never answered, the client stops at once
+without a De-register (a dead device is silent), the background tasks end. Then, unless
+``restart_after_power_loss=False``, the power comes back: the flash is powered on, the bootloader
+boots (finishing or undoing whatever the cut interrupted, and surviving a cut during the boot
+itself) and the device registers again. Each loss is kept in ``device.power_losses`` and logged.
 """
 
 from __future__ import annotations
@@ -32,11 +42,12 @@ from collections.abc import Callable, Iterable
 
 from .bootloader import Bootloader, BootReport
 from .client import Client
+from .coap import udp_transport
 from .dm import DataModel
 from .download import DownloadError, DownloadOutcome, download
-from .flash import EmulatedFlash, FlashProfile, ModeledClock
+from .flash import EmulatedFlash, FlashProfile, ModeledClock, PowerLoss
 from .flash_handlers import FlashFirmwareHandlers
-from .fota import Protocol, State, UpdateResult
+from .fota import Protocol, Severity, State, Step, UpdateResult
 from .objects.base import SingleInstance
 from .objects.device import DeviceObject
 from .objects.firmware import FirmwareObject
@@ -45,7 +56,7 @@ from .objects.server import ServerObject
 from .package import Package, PackageInfo
 from .paths import Path
 
-__all__ = ["DEFAULT_DEVICE_TYPE", "EmulatedDevice", "factory_package"]
+__all__ = ["DEFAULT_DEVICE_TYPE", "DeviceHandlers", "EmulatedDevice", "factory_package"]
 
 DEFAULT_DEVICE_TYPE = "lwm2m-edu-demo"
 SHORT_SERVER_ID = 1
@@ -60,6 +71,74 @@ def factory_package(
     return Package.build(image, name="app", version=version, device_type=device_type)
 
 
+class DeviceHandlers(FlashFirmwareHandlers):
+    """The reference handlers with two traits of a particular device.
+
+    ``ram_budget``: the receive buffer holds that many bytes; every block (pushed, or a piece of
+    a pull) is copied there before it is written to flash, so a larger one can't be received and
+    is refused with Update Result 3 (out of RAM). ``defer``: a user who answers "later" whenever
+    an update may be deferred (Object /5 1.1, a Maximum Defer Period > 0, not critical): Update
+    Result 11, and the update starts by itself when the period runs out.
+
+    ``stop_download`` is called when the package is discarded (Cancel, or a reset by the
+    server): a pull still running must stop, or its next piece would land in a staging slot
+    nobody is receiving into any more.
+    """
+
+    def __init__(
+        self, bootloader: Bootloader, *, ram_budget: int | None = None, defer: bool = False,
+        stop_download: Callable[[], None] | None = None, **options,
+    ) -> None:  # fmt: skip
+        super().__init__(bootloader, **options)
+        self.ram_budget = ram_budget
+        self.defer = defer
+        self.stop_download = stop_download
+
+    def reset(self) -> None:
+        super().reset()
+        if self.stop_download is not None:
+            self.stop_download()
+
+    def write_chunk(self, chunk: bytes) -> UpdateResult:
+        if self.ram_budget is not None and len(chunk) > self.ram_budget:
+            return UpdateResult.OUT_OF_RAM
+        return super().write_chunk(chunk)
+
+    def defer_update(self, severity: Severity) -> bool:
+        return self.defer
+
+
+class _Unanswered(asyncio.CancelledError):
+    """Ends the handling of a request the device was serving when its power failed: a dead
+    device answers nothing. It is a ``CancelledError`` because aiocoap answers 5.00 to any
+    ``Exception`` a resource raises, but lets a cancelled request go without a word."""
+
+
+class _DeviceDataModel(DataModel):
+    """The data model of a device whose flash may lose power while it serves a request."""
+
+    def __init__(self, objects: Iterable, *, powered: Callable) -> None:
+        super().__init__(objects)
+        self._powered = powered
+
+    def handle(self, request, now, **options):  # type: ignore[override]
+        with self._powered():
+            return super().handle(request, now, **options)
+
+
+class _DeviceFirmware(FirmwareObject):
+    """Object /5 whose streamed push blocks (which bypass ``DataModel.handle``) may meet a power
+    cut too."""
+
+    def __init__(self, handlers: object, *, powered: Callable, **options) -> None:
+        super().__init__(handlers, **options)
+        self._powered = powered
+
+    def write_package(self, chunk: bytes, *, offset: int, last: bool, now: float):
+        with self._powered():
+            return super().write_package(chunk, offset=offset, last=last, now=now)
+
+
 class EmulatedDevice:
     """A firmware-updatable LwM2M device in this process.
 
@@ -69,6 +148,11 @@ class EmulatedDevice:
     ``log`` receives one line per request served and per State/Update Result change.
     ``queue_mode`` makes it a sleepy device: reachable only ``awake_time`` seconds after each
     exchange (registering with ``Q``), until its next registration Update.
+
+    Faults to teach with: ``cut_power()`` (see the module doc; ``restart_after_power_loss``
+    says whether the power comes back by itself), ``self_test`` (a new image that fails to start:
+    result 8), ``ram_budget`` (blocks larger than that many bytes: result 3) and
+    ``defer_update`` (the user defers every deferrable update: result 11).
     """
 
     def __init__(
@@ -89,8 +173,14 @@ class EmulatedDevice:
         host: str = "127.0.0.1",
         clock: Callable[[], float] = time.time,
         log: Callable[[str], None] | None = None,
+        restart_after_power_loss: bool = True,
+        ram_budget: int | None = None,
+        defer_update: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.restart_after_power_loss = restart_after_power_loss
+        self.ram_budget = ram_budget
+        self.defer_update = defer_update
         self.clock = ModeledClock()
         self.flash = EmulatedFlash(flash, self.clock)
         self.bootloader = Bootloader(
@@ -108,7 +198,7 @@ class EmulatedDevice:
         self.server_uri: str | None = None
         self.boots: list[BootReport] = []
         self.client: Client | None = None
-        self.handlers: FlashFirmwareHandlers | None = None
+        self.handlers: DeviceHandlers | None = None
         self.firmware: FirmwareObject | None = None
         self.data_model: DataModel | None = None
         #: keyword options for ``download.download`` (``retries``, ``retry_delay``, ``timeout``,
@@ -122,6 +212,14 @@ class EmulatedDevice:
         #: called with the device after every boot, once the new client and objects exist and
         #: before the client opens its socket: a ``trace.Trace`` re-attaches itself here
         self.on_boot: list[Callable[[EmulatedDevice], None]] = []
+        #: every power cut the device went through, in order (the torn flash operation is in
+        #: ``.operation``; ``None`` if the power was found off before an operation started)
+        self.power_losses: list[PowerLoss] = []
+        #: set while a power loss keeps the device off (its client stopped, nothing answers)
+        self.powered_off = asyncio.Event()
+        self._power_failed = False  # a loss since the last power-on (later ones are echoes)
+        self._boot_pending = False  # a reboot is scheduled and has not booted yet
+        self._downloading: asyncio.Task | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -146,9 +244,9 @@ class EmulatedDevice:
         (``bootstrap_uri``): it asks there which server to use, then registers with it. The
         configuration it receives survives reboots (a real device keeps /0 and /1 in flash).
         """
-        report = self.bootloader.boot()
-        self.boots.append(report)
-        self.log(f"{self.endpoint}: boot: {report}")
+        report = self._boot()
+        if report is None:  # the power failed during the boot and stays off
+            return
         self.server_uri = server_uri or self.server_uri
         self._build(bootstrap_uri=None if self.server_uri else bootstrap_uri)
         assert self.client is not None
@@ -164,17 +262,102 @@ class EmulatedDevice:
 
     async def stop(self) -> None:
         """De-register and stop (the device is switched off cleanly)."""
-        rebooting = self._rebooting
-        if rebooting is not None and rebooting is not asyncio.current_task():
-            with contextlib.suppress(Exception):
-                await rebooting  # let a reboot in progress finish first
+        # Let a reboot in progress finish first (a power cut may replace it with another).
+        while (rebooting := self._rebooting) is not None and not rebooting.done():
+            if rebooting is asyncio.current_task():
+                break
+            await asyncio.wait([rebooting])
         await self._shutdown(deregister=True)
 
     async def reboot(self) -> None:
         """Power-cycle: go silent without de-registering, boot, register again."""
         await self._shutdown(deregister=False)
         await self.start(self.server_uri)
-        self.rebooted.set()
+        if self.client is not None:
+            self.rebooted.set()
+
+    def _boot(self) -> BootReport | None:
+        """Power the flash on and run the bootloader, again after each power cut during the boot
+        (unless the power is to stay off: then None)."""
+        self._boot_pending = False
+        while True:
+            if not self.flash.powered:
+                self.flash.power_on()
+            self._power_failed = False
+            self.powered_off.clear()
+            try:
+                report = self.bootloader.boot()
+            except PowerLoss as loss:
+                self._record_power_loss(loss, "during the boot")
+                if not self.restart_after_power_loss:
+                    self.powered_off.set()
+                    return None
+                continue
+            self.boots.append(report)
+            self.log(f"{self.endpoint}: boot: {report}")
+            return report
+
+    # -- power cuts -------------------------------------------------------------------------------
+
+    def cut_power(self, at_operation: int | None = None, at_time: float | None = None) -> None:
+        """Cut the power at flash operation number ``at_operation`` (``flash.operation_count``
+        counts them) or at the modeled instant ``at_time`` (``device.clock``), whichever comes
+        first; with neither, pull the plug now."""
+        if at_operation is None and at_time is None:
+            self.flash.cut_power()
+            if self.client is None:  # not running: it stays off until started
+                return
+            now = self.clock.now
+            self._power_lost(PowerLoss(f"power cut at t={now:.6g} s", time=now, operation=None))
+            return
+        self.flash.cut_power(at_time=at_time, at_operation=at_operation)
+
+    @contextlib.contextmanager
+    def _powered(self):
+        """Around work that touches the flash while serving a request: a power loss kills the
+        device, and the request stays unanswered."""
+        try:
+            yield
+        except PowerLoss as loss:
+            self._power_lost(loss)
+            raise _Unanswered(f"{self.endpoint} lost power") from None
+
+    def _record_power_loss(self, loss: PowerLoss, where: str) -> bool:
+        if self._power_failed:
+            return False  # the same outage, met again by other work
+        self._power_failed = True
+        self.power_losses.append(loss)
+        self.log(f"{self.endpoint}: power lost {where}: {loss}")
+        return True
+
+    def _power_lost(self, loss: PowerLoss, where: str = "") -> None:
+        """The device dies: deaf at once, then silent (no answer, no De-register), then, when the
+        power comes back, it boots and registers again."""
+        if not self._record_power_loss(loss, where or "while serving a request"):
+            return
+        client = self.client
+        transport = udp_transport(client.context) if client and client.context else None
+        if transport is not None:  # the radio dies with the power: hear nothing from now on
+            sock = transport.get_extra_info("socket")
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+        if self._boot_pending:
+            return  # a reboot is coming; its boot powers the flash on again
+        self._boot_pending = True
+        self.rebooted.clear()
+        previous = self._rebooting
+        self._rebooting = asyncio.get_running_loop().create_task(self._die(previous))
+
+    async def _die(self, previous: asyncio.Task | None) -> None:
+        if previous is not None and not previous.done():  # what the device was starting up
+            previous.cancel()  # to do dies with it
+            await asyncio.wait([previous])
+        await self._shutdown(deregister=False)
+        if not self.restart_after_power_loss:
+            self.powered_off.set()
+            return
+        await self.start(self.server_uri)
+        if self.client is not None:
+            self.rebooted.set()
 
     async def _shutdown(self, *, deregister: bool) -> None:
         for task in list(self._tasks):
@@ -196,16 +379,19 @@ class EmulatedDevice:
     # -- the objects ------------------------------------------------------------------------------
 
     def _build(self, *, bootstrap_uri: str | None = None) -> None:
-        handlers = FlashFirmwareHandlers(
-            self.bootloader, start_download=self._start_download if self.protocols else None
-        )
+        handlers = DeviceHandlers(
+            self.bootloader, start_download=self._start_download if self.protocols else None,
+            ram_budget=self.ram_budget, defer=self.defer_update, stop_download=self._stop_download,
+        )  # fmt: skip
         if self.handlers is not None:  # RAM is lost on reboot, but keep the last download's
             handlers.timeline = self.handlers.timeline  # timing for the plots
 
-        firmware = FirmwareObject(
-            handlers, push=self.push, protocols=self.protocols, version=self.object_version
-        )
+        firmware = _DeviceFirmware(
+            handlers, push=self.push, protocols=self.protocols, version=self.object_version,
+            powered=self._powered,
+        )  # fmt: skip
         handlers.attach(firmware)
+        firmware.observers.append(self._deferral_timer)
         firmware.observers.append(
             lambda step: self.log(
                 f"{self.endpoint}: State {step.state.value} {step.state.name}, "
@@ -228,7 +414,9 @@ class EmulatedDevice:
             queue_mode=self.queue_mode,
         )
         self.handlers, self.firmware = handlers, firmware
-        self.data_model = DataModel([security, server, device, SingleInstance(firmware)])
+        self.data_model = _DeviceDataModel(
+            [security, server, device, SingleInstance(firmware)], powered=self._powered
+        )
         self.client = Client(
             self.endpoint, self.data_model, lifetime=self.lifetime, host=self.host,
             queue_mode=self.queue_mode, awake_time=self.awake_time, clock=self.wall_clock,
@@ -251,17 +439,62 @@ class EmulatedDevice:
     def _schedule_reboot(self) -> None:
         if self._rebooting is None or self._rebooting.done():
             self.rebooted.clear()
+            self._boot_pending = True
             self._rebooting = asyncio.get_running_loop().create_task(self.reboot())
+
+    # -- deferral ---------------------------------------------------------------------------------
+
+    def _deferral_timer(self, step: Step) -> None:
+        """The user deferred the update: install it by itself when Maximum Defer Period ends."""
+        firmware = self.firmware
+        if firmware is None or step.result is not UpdateResult.DEFERRED:
+            return
+        deadline = firmware.machine.defer_deadline
+        if deadline is not None:
+            self._spawn(self._install_when_deferral_ends(deadline))
+
+    async def _install_when_deferral_ends(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - self.wall_clock()))
+        firmware, handlers = self.firmware, self.handlers
+        if firmware is None or handlers is None:
+            return
+        try:
+            firmware.expire(max(deadline, self.wall_clock()))
+        except PowerLoss as loss:
+            self._power_lost(loss, "as the deferred update started")
+            return
+        self._after_response()  # Updating: reboot to install
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- pull -------------------------------------------------------------------------------------
 
     def _start_download(self, uri: str) -> UpdateResult:
-        task = asyncio.get_running_loop().create_task(self._download(uri))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._downloading = self._spawn(self._download(uri))
         return UpdateResult.SUCCESS
 
+    def _stop_download(self) -> None:
+        """The server cancelled or reset the update: a pull in progress ends here."""
+        task = self._downloading
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        task.cancel()
+        result = self.firmware.result if self.firmware else UpdateResult.CANCELLED
+        stopped = DownloadError(result, "the server discarded the package; the download stopped")
+        self.downloads.append(stopped)
+        self.log(f"{self.endpoint}: download stopped: {stopped}")
+
     async def _download(self, uri: str) -> None:
+        try:
+            await self._pull(uri)
+        except PowerLoss as loss:
+            self._power_lost(loss, "during a download")
+
+    async def _pull(self, uri: str) -> None:
         handlers, firmware, client = self.handlers, self.firmware, self.client
         assert handlers is not None and firmware is not None and client is not None
         try:
