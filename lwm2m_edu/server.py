@@ -1461,7 +1461,11 @@ class _Abort(Exception):
 
 
 def _failed(status: FirmwareStatus) -> bool:
-    return status.result not in (UpdateResult.INITIAL, UpdateResult.SUCCESS)
+    # State and Update Result arrive in two notifications: a failure result seen while the
+    # State still says Downloading is half the news. A failed download ends in Idle (T3-T11).
+    return status.result not in (UpdateResult.INITIAL, UpdateResult.SUCCESS) and (
+        status.state is not State.DOWNLOADING
+    )
 
 
 def _status(values: Mapping[Path, int]) -> FirmwareStatus:
