@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per notebook (default 1)")
     parser.add_argument("notebooks", nargs="*", type=Path, help="only these notebooks")
     options = parser.parse_args(argv)
-    paths = options.notebooks or [
+    paths = [path.resolve() for path in options.notebooks] or [
         *sorted(NOTEBOOKS.glob("*.ipynb")),
         *sorted((NOTEBOOKS / "solutions").glob("*.ipynb")),
     ]
