@@ -233,6 +233,10 @@ async def exchange(
     return response
 
 
+#: How many times a request is sent when the socket reports a transport error.
+TRANSPORT_ATTEMPTS = 8
+
+
 async def send_request(
     context: Any,
     message: Message,
@@ -246,12 +250,14 @@ async def send_request(
 ) -> tuple[Any, Message]:
     """``exchange``, also returning the aiocoap request (an observation lives on it).
 
-    A transport error is retried once. Linux reports an ICMP "port unreachable" for an earlier
-    datagram (say, an ACK to a device that has just rebooted) on the socket's *next* send, and
-    aiocoap blames the request being sent — to another, healthy device.
+    A transport error is retried (up to ``TRANSPORT_ATTEMPTS`` sends in all). Linux reports an
+    ICMP "port unreachable" for an earlier datagram (say, an ACK to a device that has just
+    rebooted) on the socket's *next* send, and aiocoap blames the request being sent — to
+    another, healthy device. In a fleet several devices reboot at once, so several such errors
+    may be queued: each costs one immediate failed send, never a timeout.
     """
     spare = message.copy()
-    for attempt in (1, 2):
+    for attempt in range(1, TRANSPORT_ATTEMPTS + 1):
         request = context.request(
             message if attempt == 1 else spare.copy(), handle_blockwise=handle_blockwise
         )
@@ -265,7 +271,8 @@ async def send_request(
                 check=check,
             )
         except DeviceUnreachable as exc:
-            if attempt == 2 or not isinstance(exc.__cause__, aiocoap.error.NetworkError):
+            last = attempt == TRANSPORT_ATTEMPTS
+            if last or not isinstance(exc.__cause__, aiocoap.error.NetworkError):
                 raise
             continue
         return request, response
