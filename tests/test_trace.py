@@ -8,6 +8,7 @@ pcap test decodes the capture with the real ``tshark`` (skipped only when it is 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import shutil
@@ -107,8 +108,11 @@ async def test_a_push_shows_every_block1_put_answered_2_31_and_the_state_changes
 async def test_the_trace_follows_the_device_through_its_reboot():
     async with traced() as (trace, server, device):
         first_port = device.client.address[1]
+        sent = asyncio.get_running_loop().create_future()
+        server.send_listeners.append(lambda report: sent.done() or sent.set_result(report))
         outcome = await server.update("dev-1", NEW, mode="push", block_size=256, timeout=15)
         assert outcome.ok, str(outcome)
+        await asyncio.wait_for(sent, 10)  # the device Sends its result right after registering
         second_port = device.client.address[1]
         assert second_port != first_port  # a reboot rebuilds the client and its socket
         registers = where(trace.view("dev-1"), direction="sent", code="0.02 POST", uri_path="/rd")
