@@ -35,7 +35,9 @@ from lwm2m_edu.objects.server import ServerObject
 from lwm2m_edu.package import Package
 from lwm2m_edu.paths import Path
 from lwm2m_edu.registry import EventKind, RegistrationEvent
-from lwm2m_edu.server import LwM2MError, Observation, Server
+from lwm2m_edu.server import LwM2MError, Server
+
+from .notifications import notifications
 
 EP = "dev-1"
 TIMEOUT = 5.0
@@ -136,40 +138,6 @@ async def bench(**device_options: Any) -> AsyncIterator[Bench]:
         if raw_context is not None:
             await raw_context.shutdown()
         await server.stop()
-
-
-@contextlib.asynccontextmanager
-async def notifications(observation: Observation) -> AsyncIterator[Notifications]:
-    """Every notification of ``observation``, queued as it arrives.
-
-    aiocoap's observation iterator keeps only the latest notification while nobody awaits
-    it, so a test that does something else meanwhile would miss some: a task awaits it here.
-    """
-    queue = Notifications()
-
-    async def feed() -> None:
-        try:
-            async for value in observation:
-                queue.put_nowait(value)
-        except Exception as error:  # e.g. LwM2MError for a final 4.04
-            queue.put_nowait(error)
-
-    feeder = asyncio.create_task(feed())
-    try:
-        yield queue
-    finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
-        await observation.cancel()
-
-
-class Notifications(asyncio.Queue):
-    async def next(self, timeout: float = TIMEOUT) -> Any:
-        item = await asyncio.wait_for(self.get(), timeout)
-        if isinstance(item, Exception):
-            raise item
-        return item
 
 
 def without_time(values: dict[Path, Any]) -> dict[Path, Any]:

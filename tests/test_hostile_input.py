@@ -45,6 +45,8 @@ from lwm2m_edu.objects.outcome import Code
 from lwm2m_edu.paths import Path
 from lwm2m_edu.server import FirmwareStatus, Server
 
+from .notifications import notifications
+
 EP, OTHER = "dev-1", "dev-2"
 PACKAGE = "/5/0/0"
 IMAGE = bytes(factory_package("2.0.0", size=8 * 1024))
@@ -568,38 +570,6 @@ async def test_garbage_datagrams_to_the_server_are_dropped_and_it_still_serves()
 
 
 # -- the server: malformed registrations, updates, Send, notifications -----------------------------
-
-
-@contextlib.asynccontextmanager
-async def notifications(observation: Any) -> AsyncIterator[Notifications]:
-    """Every notification of ``observation`` (or the exception it raised), queued."""
-    queue = Notifications()
-
-    async def feed() -> None:
-        while True:
-            try:
-                queue.put_nowait(await observation.__anext__())
-            except StopAsyncIteration:
-                return
-            except Exception as error:
-                queue.put_nowait(error)
-
-    feeder = asyncio.create_task(feed())
-    try:
-        yield queue
-    finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
-        await observation.cancel()
-
-
-class Notifications(asyncio.Queue):
-    async def next(self, timeout: float = TIMEOUT) -> Any:
-        item = await asyncio.wait_for(self.get(), timeout)
-        if isinstance(item, Exception):
-            raise item
-        return item
 
 
 @contextlib.asynccontextmanager
