@@ -91,3 +91,21 @@ def instance_values(draw, object_id: int = 3442) -> tuple[Path, dict[Path, objec
         else:
             values[instance / resource_id(kind)] = draw(values_of(kind))
     return instance, values
+
+
+def mutate(data: st.DataObject, payload: bytes) -> bytes:
+    """``payload`` with one to three bytes replaced, inserted or deleted, or cut short."""
+    mutated = bytearray(payload)
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.integers(0, len(mutated)))
+        action = data.draw(st.sampled_from(["replace", "insert", "delete", "truncate"]))
+        byte = data.draw(st.integers(0, 255))
+        if action == "replace" and where < len(mutated):
+            mutated[where] = byte
+        elif action == "insert":
+            mutated.insert(where, byte)
+        elif action == "delete" and where < len(mutated):
+            del mutated[where]
+        elif action == "truncate":
+            del mutated[where:]
+    return bytes(mutated)
