@@ -354,8 +354,8 @@ class Client:
         self._bootstrap_finished = asyncio.get_running_loop().create_future()
         self.bootstrapping = True
         try:
-            response = await self._request_to(
-                bootstrap_uri.rstrip("/"), CoapCode.POST, "/bs",
+            response = await self._request(
+                CoapCode.POST, "/bs", base_uri=bootstrap_uri.rstrip("/"),
                 query=[f"ep={self.endpoint}", f"pct={int(ContentFormat.SENML_CBOR)}"],
             )  # fmt: skip
             if not response.code.is_successful():
@@ -499,24 +499,12 @@ class Client:
         query: list[str] | None = None,
         payload: bytes = b"",
         content_format: int | None = None,
+        base_uri: str | None = None,
     ) -> Message:
-        if self.server_uri is None:
+        """A request to the LwM2M server (or to ``base_uri``: the Bootstrap-Server)."""
+        base_uri = base_uri or self.server_uri
+        if base_uri is None:
             raise ClientError("the client has no LwM2M server yet")
-        return await self._request_to(
-            self.server_uri, code, path, query=query, payload=payload,
-            content_format=content_format,
-        )  # fmt: skip
-
-    async def _request_to(
-        self,
-        base_uri: str,
-        code: CoapCode,
-        path: str,
-        *,
-        query: list[str] | None = None,
-        payload: bytes = b"",
-        content_format: int | None = None,
-    ) -> Message:
         if self.context is None:
             raise ClientError("the client is not started")
         self.touch()
