@@ -12,6 +12,14 @@ one UDP socket. Three details of aiocoap 0.4.17 matter to all of them and are ha
   port 0 may be handed a port another such socket holds. This module switches that off for the
   process (aiocoap's documented ``AIOCOAP_REUSE_PORT=0``, unless the user set it) and
   ``open_context`` probes a fixed port first, so a busy port fails loudly instead.
+* **An ICMP error reported twice.** A datagram to a port nobody listens on (a device that has
+  just rebooted onto a new port) comes back as ICMP "port unreachable". With IP_RECVERR, which
+  ``udp6`` sets, Linux reports it twice: in the socket's error queue, *with* the address it was
+  for (aiocoap fails that peer's exchanges: right), and as a pending error that makes the
+  socket's *next* ``sendmsg`` fail with ECONNREFUSED — whatever that send's destination. That
+  datagram is not sent, and aiocoap blames its peer: one rebooting device would fail a request
+  to another, healthy one (a fleet update shows it at once). ``open_context`` makes the
+  transport send again past such a stale error (``STALE_ERRORS_SKIPPED`` times at most).
 """
 
 from __future__ import annotations
@@ -20,11 +28,20 @@ import asyncio
 import os
 import socket
 import sys
+from typing import Any
 
 import aiocoap
 import aiocoap.interfaces
 
-__all__ = ["TRANSPORTS", "bound_address", "bound_port", "coap_uri", "open_context", "udp_transport"]
+__all__ = [
+    "TRANSPORTS",
+    "bound_address",
+    "bound_port",
+    "coap_uri",
+    "open_context",
+    "send_past_stale_errors",
+    "udp_transport",
+]
 
 # Every endpoint of the package must own its port (see the module docstring).
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
@@ -43,10 +60,42 @@ async def open_context(
         site, bind=(host, port), transports=TRANSPORTS
     )
     try:
-        return context, bound_port(context)
+        port = bound_port(context)
     except Exception:
         await context.shutdown()
         raise
+    send_past_stale_errors(udp_transport(context))
+    return context, port
+
+
+#: How many pending errors one send skips before it lets aiocoap see the failure.
+STALE_ERRORS_SKIPPED = 4
+
+
+def send_past_stale_errors(transport: Any) -> None:
+    """Let ``transport.sendmsg`` retry when the socket fails it with an earlier datagram's error.
+
+    ECONNREFUSED cannot be about the datagram being sent: an unconnected UDP socket learns of
+    a closed port only later, from ICMP. It is the pending error of an earlier datagram, which
+    the error queue reports to the right peer as well (see the module docstring).
+    """
+    sendmsg = getattr(transport, "sendmsg", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sendmsg is None or sock is None:
+        return
+
+    def send(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        for _ in range(STALE_ERRORS_SKIPPED):
+            try:
+                sock.sendmsg((data,), ancdata, flags, address)
+                return
+            except ConnectionRefusedError:
+                continue
+            except OSError:
+                break
+        sendmsg(data, ancdata, flags, address)  # aiocoap's own send, and its error handling
+
+    transport.sendmsg = send
 
 
 def udp_transport(context: aiocoap.Context) -> asyncio.BaseTransport | None:

@@ -233,10 +233,6 @@ async def exchange(
     return response
 
 
-#: How many times a request is sent when the socket reports a transport error.
-TRANSPORT_ATTEMPTS = 8
-
-
 async def send_request(
     context: Any,
     message: Message,
@@ -248,35 +244,12 @@ async def send_request(
     handle_blockwise: bool = True,
     check: bool = True,
 ) -> tuple[Any, Message]:
-    """``exchange``, also returning the aiocoap request (an observation lives on it).
-
-    A transport error is retried (up to ``TRANSPORT_ATTEMPTS`` sends in all). Linux reports an
-    ICMP "port unreachable" for an earlier datagram (say, an ACK to a device that has just
-    rebooted) on the socket's *next* send, and aiocoap blames the request being sent — to
-    another, healthy device. In a fleet several devices reboot at once, so several such errors
-    may be queued: each costs one immediate failed send, never a timeout.
-    """
-    spare = message.copy()
-    for attempt in range(1, TRANSPORT_ATTEMPTS + 1):
-        request = context.request(
-            message if attempt == 1 else spare.copy(), handle_blockwise=handle_blockwise
-        )
-        try:
-            response = await response_of(
-                request,
-                timeout=timeout,
-                endpoint=endpoint,
-                path=path,
-                operation=operation,
-                check=check,
-            )
-        except DeviceUnreachable as exc:
-            last = attempt == TRANSPORT_ATTEMPTS
-            if last or not isinstance(exc.__cause__, aiocoap.error.NetworkError):
-                raise
-            continue
-        return request, response
-    raise AssertionError("unreachable")  # pragma: no cover
+    """``exchange``, also returning the aiocoap request (an observation lives on it)."""
+    request = context.request(message, handle_blockwise=handle_blockwise)
+    response = await response_of(
+        request, timeout=timeout, endpoint=endpoint, path=path, operation=operation, check=check
+    )
+    return request, response
 
 
 async def response_of(

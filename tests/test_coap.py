@@ -1,0 +1,62 @@
+"""lwm2m_edu.coap: the aiocoap contexts every endpoint of the package opens, on real UDP.
+
+The ICMP tests need no timing: on loopback the "port unreachable" comes back while the first
+datagram is still being sent, so two requests started together show the error at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiocoap
+import aiocoap.resource
+import pytest
+from aiocoap import CONTENT, GET, Message
+
+from lwm2m_edu.coap import open_context
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="the error queue (IP_RECVERR) is Linux's"
+)
+
+
+class _Hello(aiocoap.resource.Resource):
+    async def render_get(self, request: Message) -> Message:
+        return Message(code=CONTENT, payload=b"hello")
+
+
+@asynccontextmanager
+async def peers() -> AsyncIterator[tuple[aiocoap.Context, str, str]]:
+    """Our context, the URI of a live peer, and the URI of a port nobody listens on."""
+    site = aiocoap.resource.Site()
+    site.add_resource([], _Hello())
+    live, live_port = await open_context(site, "127.0.0.1")
+    ours, _ = await open_context(None, "127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    try:
+        yield ours, f"coap://127.0.0.1:{live_port}/", f"coap://127.0.0.1:{closed_port}/"
+    finally:
+        await ours.shutdown()
+        await live.shutdown()
+
+
+async def test_a_request_to_a_closed_port_fails_with_connection_refused():
+    async with peers() as (ours, _, closed):
+        request = ours.request(Message(code=GET, uri=closed))
+        with pytest.raises(aiocoap.error.NetworkError) as failure:
+            await request.response
+        assert isinstance(failure.value.__cause__, ConnectionRefusedError)
+
+
+async def test_a_closed_port_does_not_fail_a_request_to_another_peer_sent_right_after():
+    async with peers() as (ours, live, closed):
+        to_closed = ours.request(Message(code=GET, uri=closed))
+        to_live = ours.request(Message(code=GET, uri=live))
+        with pytest.raises(aiocoap.error.NetworkError):
+            await to_closed.response
+        assert (await to_live.response).payload == b"hello"
