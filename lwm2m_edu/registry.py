@@ -55,6 +55,7 @@ registered / updated / deregistered / expired event, after the bookkeeping is do
 
 from __future__ import annotations
 
+import heapq
 import html
 import itertools
 import math
@@ -286,6 +287,10 @@ class Registry:
         self._ids = iter(location_ids) if location_ids is not None else _hex_counter()
         self._by_endpoint: dict[str, Registration] = {}
         self._by_location: dict[str, str] = {}
+        # When each registration runs out, soonest first: (expires_at, tie-breaker, registration).
+        # Entries of registrations since replaced or dropped stay until they surface (``_due``).
+        self._deadlines: list[tuple[float, int, Registration]] = []
+        self._tie_breaker = itertools.count()
         self._last_heard: dict[str, float] = {}
         self._held: dict[str, list[Any]] = {}
         self._listeners: list[Listener] = []
@@ -351,7 +356,7 @@ class Registry:
         previous = self._by_endpoint.get(endpoint)
         if previous is not None:
             del self._by_location[previous.location]
-        self._by_endpoint[endpoint] = registration
+        self._store(registration)
         self._by_location[location] = endpoint
         self._last_heard[endpoint] = now
         self._emit(RegistrationEvent(EventKind.REGISTERED, registration, previous))
@@ -391,7 +396,7 @@ class Registry:
         if payload:
             changes["links"] = _links(payload, content_format)
         registration = replace(previous, **changes)
-        self._by_endpoint[previous.endpoint] = registration
+        self._store(registration)
         self._last_heard[previous.endpoint] = now
         self._emit(RegistrationEvent(EventKind.UPDATED, registration, previous))
         return registration
@@ -405,7 +410,10 @@ class Registry:
 
     def expire(self, now: float) -> list[Registration]:
         """Drop every registration whose lifetime (plus ``grace``) has run out at ``now``."""
-        expired = [r for r in self.registrations if now > r.expires_at + self.grace]
+        expired = []
+        while (due := self._due()) is not None and now > due.expires_at + self.grace:
+            heapq.heappop(self._deadlines)
+            expired.append(due)
         for registration in expired:
             self._drop(registration)
             self._emit(RegistrationEvent(EventKind.EXPIRED, registration))
@@ -413,8 +421,8 @@ class Registry:
 
     def next_expiry(self) -> float:
         """When ``expire`` will next have something to do (``math.inf`` if never)."""
-        times = (r.expires_at + self.grace for r in self._by_endpoint.values())
-        return min(times, default=math.inf)
+        registration = self._due()
+        return math.inf if registration is None else registration.expires_at + self.grace
 
     # -- queue mode -----------------------------------------------------------------------------
 
@@ -484,6 +492,24 @@ class Registry:
                 "may have restarted or the registration expired): Register again",
             )
         return registration
+
+    def _store(self, registration: Registration) -> None:
+        self._by_endpoint[registration.endpoint] = registration
+        if registration.expires_at != math.inf:
+            entry = (registration.expires_at, next(self._tie_breaker), registration)
+            heapq.heappush(self._deadlines, entry)
+        if len(self._deadlines) > 2 * len(self._by_endpoint) + 64:  # mostly outdated: compact
+            self._deadlines = [e for e in self._deadlines if self._is_current(e[2])]
+            heapq.heapify(self._deadlines)
+
+    def _is_current(self, registration: Registration) -> bool:
+        return self._by_endpoint.get(registration.endpoint) is registration
+
+    def _due(self) -> Registration | None:
+        """The current registration that expires first (outdated entries are discarded)."""
+        while self._deadlines and not self._is_current(self._deadlines[0][2]):
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0][2] if self._deadlines else None
 
     def _drop(self, registration: Registration) -> None:
         del self._by_endpoint[registration.endpoint]

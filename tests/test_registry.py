@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lwm2m_edu.codecs import ContentFormat
 from lwm2m_edu.objects.outcome import Code
@@ -185,6 +187,47 @@ def test_an_update_postpones_expiry():
     registry.update(location, [], b"", ADDRESS, 250.0)
     assert registry.expire(400.0) == []
     assert registry.expire(551.0) != []
+
+
+def test_the_next_expiry_is_the_soonest_of_many_registrations():
+    registry = Registry(grace=0.0)
+    for name, lifetime in (("a", 300), ("b", 60), ("c", 900)):
+        registered(registry, query=[f"ep={name}", f"lt={lifetime}"])
+    assert registry.next_expiry() == 60.0
+    registry.deregister(registry.get("b").location)
+    assert registry.next_expiry() == 300.0
+    registry.update(registry.get("a").location, ["lt=30"], b"", ADDRESS, 10.0)
+    assert registry.next_expiry() == 40.0
+    assert [r.endpoint for r in registry.expire(901.0)] == ["a", "c"]
+    assert registry.next_expiry() == math.inf
+
+
+_registry_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["register", "update", "deregister", "expire"]),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.integers(min_value=0, max_value=500),  # a lifetime (0 = never expires)
+    ),
+    max_size=60,
+)
+
+
+@given(_registry_steps)
+def test_next_expiry_and_expire_agree_with_a_scan_of_every_registration(steps):
+    registry = Registry(grace=5.0)
+    for now, (operation, endpoint, lifetime) in enumerate(steps):
+        current = registry.get(endpoint)
+        if operation == "register":
+            registered(registry, query=[f"ep={endpoint}", f"lt={lifetime}"], now=now)
+        elif operation == "update" and current is not None:
+            registry.update(current.location, [f"lt={lifetime}"], b"", ADDRESS, now)
+        elif operation == "deregister" and current is not None:
+            registry.deregister(current.location)
+        elif operation == "expire":
+            due = {r.endpoint for r in registry.registrations if now > r.expires_at + 5.0}
+            assert {r.endpoint for r in registry.expire(now)} == due
+        soonest = min((r.expires_at + 5.0 for r in registry.registrations), default=math.inf)
+        assert registry.next_expiry() == soonest
 
 
 def test_lifetime_zero_never_expires():
