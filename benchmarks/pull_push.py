@@ -16,6 +16,11 @@ that matter are the *ratios*: they carry over between machines far better than s
 
     * into an ``EmulatedDevice``'s /5/0/0 — every block is checked and streamed into emulated
       flash by the Object /5 handlers, as a push to a real device is;
+    * into a plain aiocoap server — an ``aiocoap.resource.Resource`` whose ``render_put``
+      aiocoap calls once, with the body it assembled from the blocks (its default);
+    * into a plain aiocoap server that takes the blocks one by one — the same resource saying
+      ``needs_blockwise_assembly() -> False``, so ``render_put`` sees each block and answers
+      2.31 Continue itself, as our device does (it streams, never holding the package whole);
     * into ``coap-server-notls`` — a dynamic resource kept in memory.
 
 Every measurement is repeated ``--repeat`` times (default 5), round-robin, so slow drift of the
@@ -45,7 +50,8 @@ from pathlib import Path
 
 import aiocoap
 import aiocoap.error
-from aiocoap import GET, Context, Message
+import aiocoap.resource
+from aiocoap import CHANGED, CONTINUE, GET, Context, Message
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_edu.device import EmulatedDevice, factory_package
@@ -247,6 +253,57 @@ async def push_libcoap_client(file: Path, uri: str) -> None:
     )
 
 
+class UploadResource(aiocoap.resource.Resource):
+    """A plain aiocoap resource taking a PUT: the whole body, or (``streamed``) block by block.
+
+    Assembled (aiocoap's default), aiocoap answers 2.31 Continue to each Block1 block itself,
+    appends it to the body, and calls ``render_put`` once, with the whole body. Streamed
+    (``needs_blockwise_assembly`` says no), aiocoap hands every block over as it comes and
+    ``render_put`` answers it: 2.31 Continue, or 2.04 Changed for the last, with the request's
+    Block1 option. Either way ``render_put`` only counts the bytes (``received``).
+    """
+
+    def __init__(self, *, streamed: bool = False) -> None:
+        super().__init__()
+        self.streamed = streamed
+        self.received = 0
+
+    async def needs_blockwise_assembly(self, request: Message) -> bool:
+        return not self.streamed
+
+    async def render_put(self, request: Message) -> Message:
+        block = request.opt.block1
+        if not self.streamed or block is None or block.block_number == 0:
+            self.received = 0
+        self.received += len(request.payload)
+        more = self.streamed and block is not None and block.more
+        response = Message(code=CONTINUE if more else CHANGED)
+        if self.streamed:
+            response.opt.block1 = block
+        return response
+
+
+@contextlib.asynccontextmanager
+async def aiocoap_server(resource: UploadResource) -> AsyncIterator[str]:
+    """A plain aiocoap server with ``resource`` at /upload, on 127.0.0.1, a free port; its URI."""
+    site = aiocoap.resource.Site()
+    site.add_resource(["upload"], resource)
+    port = free_port()
+    context = await Context.create_server_context(
+        site, bind=("127.0.0.1", port), transports=["udp6"]
+    )
+    try:
+        yield f"coap://127.0.0.1:{port}/upload"
+    finally:
+        await context.shutdown()
+
+
+async def push_into_aiocoap(resource: UploadResource, file: Path, uri: str, size: int) -> None:
+    await push_libcoap_client(file, uri)
+    if resource.received != size:
+        raise RuntimeError(f"the aiocoap server got {resource.received} bytes, not {size}")
+
+
 async def push_into_device(server: Server, device: EmulatedDevice, file: Path, uri: str) -> None:
     """One push into /5/0/0, then a reset to Idle so the device takes the next push.
 
@@ -292,29 +349,46 @@ async def run(repeat: int, size: int) -> str:
             package = bytes(factory_package("1.1.0", size=size))
             pushed = Path(directory) / "package.bin"
             pushed.write_bytes(package)
-            server = await Server.start()
-            try:
-                device = EmulatedDevice("bench-device", flash="w25q64-spi-nor")
-                await device.start(server.uri)
+            assembled, streamed = UploadResource(), UploadResource(streamed=True)
+            async with (
+                aiocoap_server(assembled) as assembled_uri,
+                aiocoap_server(streamed) as streamed_uri,
+            ):
+                server = await Server.start()
                 try:
-                    assert device.client is not None
-                    host, port = device.client.address
-                    device_uri = f"coap://{host}:{port}/5/0/0"
-                    pushes = [
-                        Measurement(
-                            "EmulatedDevice /5/0/0 (ours, into emulated flash)",
-                            lambda: push_into_device(server, device, pushed, device_uri),
-                        ),
-                        Measurement(
-                            f"{SERVER} (dynamic resource, in memory)",
-                            lambda: push_libcoap_client(pushed, base + "/upload"),
-                        ),
-                    ]
-                    await measure(pushes, repeat)
+                    device = EmulatedDevice("bench-device", flash="w25q64-spi-nor")
+                    await device.start(server.uri)
+                    try:
+                        assert device.client is not None
+                        host, port = device.client.address
+                        device_uri = f"coap://{host}:{port}/5/0/0"
+                        pushes = [
+                            Measurement(
+                                "EmulatedDevice /5/0/0 (ours, into emulated flash)",
+                                lambda: push_into_device(server, device, pushed, device_uri),
+                            ),
+                            Measurement(
+                                "aiocoap Resource render_put (assembled body)",
+                                lambda: push_into_aiocoap(
+                                    assembled, pushed, assembled_uri, len(package)
+                                ),
+                            ),
+                            Measurement(
+                                "aiocoap Resource render_put (block by block)",
+                                lambda: push_into_aiocoap(
+                                    streamed, pushed, streamed_uri, len(package)
+                                ),
+                            ),
+                            Measurement(
+                                f"{SERVER} (dynamic resource, in memory)",
+                                lambda: push_libcoap_client(pushed, base + "/upload"),
+                            ),
+                        ]
+                        await measure(pushes, repeat)
+                    finally:
+                        await device.stop()
                 finally:
-                    await device.stop()
-            finally:
-                await server.stop()
+                    await server.stop()
             out.append(
                 table(
                     f"(b) push {len(package) // 1024} KiB with {CLIENT} -m put, Block1 {BLOCK} B",
