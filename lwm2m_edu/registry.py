@@ -287,6 +287,7 @@ class Registry:
         self._ids = iter(location_ids) if location_ids is not None else _hex_counter()
         self._by_endpoint: dict[str, Registration] = {}
         self._by_location: dict[str, str] = {}
+        self._by_address: dict[Any, str] = {}
         # When each registration runs out, soonest first: (expires_at, tie-breaker, registration).
         # Entries of registrations since replaced or dropped stay until they surface (``_due``).
         self._deadlines: list[tuple[float, int, Registration]] = []
@@ -308,6 +309,12 @@ class Registry:
 
     def by_location(self, location: str) -> Registration | None:
         endpoint = self._by_location.get(location.strip("/"))
+        return None if endpoint is None else self._by_endpoint[endpoint]
+
+    def by_address(self, address: Any) -> Registration | None:
+        """The registration whose client speaks from ``address`` (the last to register or update
+        from there), e.g. to tell who sent a Send."""
+        endpoint = self._by_address.get(address)
         return None if endpoint is None else self._by_endpoint[endpoint]
 
     @property
@@ -494,7 +501,11 @@ class Registry:
         return registration
 
     def _store(self, registration: Registration) -> None:
+        previous = self._by_endpoint.get(registration.endpoint)
+        if previous is not None:
+            self._forget_address(previous)
         self._by_endpoint[registration.endpoint] = registration
+        self._by_address[registration.address] = registration.endpoint
         if registration.expires_at != math.inf:
             entry = (registration.expires_at, next(self._tie_breaker), registration)
             heapq.heappush(self._deadlines, entry)
@@ -512,9 +523,14 @@ class Registry:
         return self._deadlines[0][2] if self._deadlines else None
 
     def _drop(self, registration: Registration) -> None:
+        self._forget_address(registration)
         del self._by_endpoint[registration.endpoint]
         del self._by_location[registration.location]
         self._last_heard.pop(registration.endpoint, None)
+
+    def _forget_address(self, registration: Registration) -> None:
+        if self._by_address.get(registration.address) == registration.endpoint:
+            del self._by_address[registration.address]
 
 
 def _hex_counter() -> Iterable[str]:

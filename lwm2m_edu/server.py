@@ -707,7 +707,7 @@ class Server:
         """LwM2M Send (``POST /dp``, SenML): a registered device reports values unasked."""
         if request.code != aiocoap.POST:
             return error_response(Code.METHOD_NOT_ALLOWED, "Send is POST /dp")
-        sender = next((r for r in self.registry.registrations if r.address == request.remote), None)
+        sender = self.registry.by_address(request.remote)
         if sender is None:
             return error_response(Code.NOT_FOUND, "Send from an address that is not registered")
         fmt = request.opt.content_format

@@ -230,6 +230,18 @@ def test_next_expiry_and_expire_agree_with_a_scan_of_every_registration(steps):
         assert registry.next_expiry() == soonest
 
 
+def test_a_registration_is_found_by_the_address_its_client_speaks_from():
+    registry = Registry()
+    location = registered(registry).location
+    assert registry.by_address(ADDRESS).endpoint == "dev-1"
+    moved = ("127.0.0.1", 40000)
+    registry.update(location, [], b"", moved, 10.0)
+    assert registry.by_address(ADDRESS) is None
+    assert registry.by_address(moved).endpoint == "dev-1"
+    registry.deregister(location)
+    assert registry.by_address(moved) is None
+
+
 def test_lifetime_zero_never_expires():
     registry = Registry()
     registration = registered(registry, query=["ep=dev-1", "lt=0"])
