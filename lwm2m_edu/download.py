@@ -397,6 +397,7 @@ class CoapDownloader(Downloader):
         #: Block2 requests in flight at once. 1 (the default) is lock-step, RFC 7252's NSTART = 1.
         self.window = window
         self._tuning = transport_tuning(self.timeout)
+        self._uri_options: dict[str, object] | None = None  # what the URI puts in a request
         if self.block_in_use is not None:
             _szx(self.block_in_use)  # a bad block size is a programming error: say so now
 
@@ -432,15 +433,24 @@ class CoapDownloader(Downloader):
 
     def _request(self, number: int | None, remote: object, *, confirmable: bool = True) -> Message:
         """A GET of the package, for block ``number`` (None: let the server choose the size)."""
-        try:
-            tuning = self._tuning if confirmable else Unreliable()
-            request = Message(code=GET, uri=self.uri, transport_tuning=tuning)
-        except ValueError as problem:  # aiocoap.error.MalformedUrlError
-            self._fail(UpdateResult.INVALID_URI, f"not a usable CoAP URI: {problem}")
-        if remote is not None:
+        tuning = self._tuning if confirmable else Unreliable()
+        if remote is not None and self._uri_options is not None:
             # Only the destination changes: the Uri-Host / Uri-Path / Uri-Query options the
-            # URI gave stay, so the request on the wire is the same.
+            # URI gave stay, so the request on the wire is the same (and the URI is parsed once).
+            request = Message(code=GET, transport_tuning=tuning, **self._uri_options)
             request.remote = remote
+        else:
+            try:
+                request = Message(code=GET, uri=self.uri, transport_tuning=tuning)
+            except ValueError as problem:  # aiocoap.error.MalformedUrlError
+                self._fail(UpdateResult.INVALID_URI, f"not a usable CoAP URI: {problem}")
+            self._uri_options = {
+                name: value
+                for name in ("uri_host", "uri_path", "uri_query")
+                if (value := getattr(request.opt, name))
+            }
+            if remote is not None:
+                request.remote = remote
         if number is not None:
             size = self.block_in_use or 1024
             request.opt.block2 = BlockOption.BlockwiseTuple(number, False, _szx(size))

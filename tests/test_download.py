@@ -187,6 +187,8 @@ class Sent:
     by_name: bool  #: the remote is the URI's host, to be resolved; else a resolved address
     hostinfo: str
     uri_path: tuple[str, ...]
+    uri_query: tuple[str, ...]
+    uri_host: str | None
 
 
 def record_requests(context: Context) -> list[Sent]:
@@ -196,9 +198,9 @@ def record_requests(context: Context) -> list[Sent]:
 
     def recording(message: Message, **options: object):
         remote = message.remote
-        sent.append(
-            Sent(isinstance(remote, UndecidedRemote), remote.hostinfo, message.opt.uri_path)
-        )
+        by_name = isinstance(remote, UndecidedRemote)
+        opt = message.opt
+        sent.append(Sent(by_name, remote.hostinfo, opt.uri_path, opt.uri_query, opt.uri_host))
         return request(message, **options)
 
     context.request = recording  # type: ignore[method-assign]
@@ -214,7 +216,8 @@ async def test_coap_blocks_after_the_first_go_to_the_address_it_came_from():
         await download(package.coap_uri, Sink(), coap_context=client, **FAST)
         assert [r.by_name for r in sent] == [True, False, False, False, False]
         assert {r.hostinfo for r in sent} == {package.coap_uri.split("/")[2]}
-        assert {r.uri_path for r in sent} == {("app.bin",)}  # the same request on the wire
+        on_the_wire = {(r.uri_host, r.uri_path, r.uri_query) for r in sent}
+        assert on_the_wire == {(None, ("app.bin",), ())}  # the same request every time
 
 
 async def test_coap_retried_block_resolves_the_host_again():
