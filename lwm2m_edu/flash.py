@@ -41,15 +41,33 @@ erase      ``sector_erase_time`` for the sector's size (one operation per sector
 
 ``FLASH_PROFILES`` holds four real parts, each number commented with the datasheet it comes
 from: ``nrf52840-internal``, ``stm32f4-internal``, ``w25q64-spi-nor`` and ``mx25r6435f-spi-nor``.
+
+**Only written sectors cost memory.** A real part is mostly erased, and an erased sector holds
+no information: every byte is 0xFF. So the emulator does not keep one big ``bytearray`` of the
+whole capacity (a fleet of 1000 devices with 1 MiB of flash each would hold 1 GiB of 0xFF).
+It keeps a dict from sector number to a ``bytearray`` of that one sector (held through a
+``memoryview``, so that slicing it copies nothing), and a sector that is not in the dict is
+erased:
+
+* reading an absent sector gives 0xFF bytes, cut from one erased sector all flashes share;
+* programming gives a sector its ``bytearray`` the first time a bit of it is cleared
+  (programming 0xFF changes nothing, so it allocates nothing);
+* erasing a sector drops its entry, and the memory with it; a torn erase that happens to leave
+  every byte at 0xFF drops it too.
+
+A sector is in the dict exactly when it holds a 0 bit, and ``resident_bytes`` says how much
+memory that is: 0 for a fresh part, 64 KiB once a 64 KiB image is written, whatever the
+capacity. Everything else (the bit rules, the timing, the torn operations) comes out exactly
+as it would on one big array.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import math
 import random
-from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -409,6 +427,7 @@ class EmulatedFlash:
     ``read``, ``program``, ``write``, ``erase_sector`` and ``erase`` each advance ``clock`` by
     their modeled duration and append ``FlashOperation`` records to ``operations``.
     ``dump`` shows the contents as a chip programmer would, at no modeled cost.
+    ``resident_bytes`` is the memory the contents take: only sectors holding data cost any.
     """
 
     def __init__(
@@ -426,14 +445,15 @@ class EmulatedFlash:
         self.seed = seed
         #: Every operation so far, in order (a torn one included): plain data for plots.
         self.operations: list[FlashOperation] = []
-        self._data = bytearray(b"\xff" * profile.capacity)
-        self._starts: list[int] = []
-        start = 0
-        for size in profile.sectors:
-            self._starts.append(start)
-            start += size
-        #: ``(start, size)`` of every sector: the geometry never changes, so it is built once.
-        self._sectors = tuple(zip(self._starts, profile.sectors, strict=True))
+        #: The contents: sector number -> that sector's bytes, for every sector holding a 0 bit.
+        #: A sector not in it is erased (all 0xFF) and costs no memory. Each is a ``bytearray``
+        #: held through a ``memoryview``: slicing a view copies nothing, slicing a bytearray does.
+        self._stored: dict[int, memoryview] = {}
+        #: The geometry never changes, so it is built once per layout and shared by every flash
+        #: with that layout: the start of every sector, its ``(start, size)``, and a table to
+        #: find the sector holding an address without a search: ``_granule`` divides every
+        #: sector size, and ``_sector_at[offset // _granule]`` is the sector holding ``offset``.
+        self._starts, self._sectors, self._granule, self._sector_at = _layout(profile.sectors)
         self._rng = random.Random(seed)
         self._count = 0
         self._powered = True
@@ -461,13 +481,22 @@ class EmulatedFlash:
     def sector_index(self, offset: int) -> int:
         """The number of the sector holding byte ``offset``."""
         self._check_range("sector_index", offset, 1)
-        return bisect_right(self._starts, offset) - 1
+        return self._sector_at[offset // self._granule]
 
     def page_range(self, offset: int) -> tuple[int, int]:
         """``(start, end)`` of the program page holding byte ``offset`` (end exclusive)."""
         self._check_range("page_range", offset, 1)
         start = offset - offset % self.profile.page_size
         return start, start + self.profile.page_size
+
+    # -- memory -------------------------------------------------------------------------------
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of memory the emulator holds for the contents: the size of every sector that
+        holds a 0 bit. A fresh or fully erased flash holds 0, whatever its capacity; writing a
+        64 KiB image into 4 KiB sectors makes it 64 KiB. Not modeled time, and free to ask."""
+        return sum(map(len, self._stored.values()))
 
     # -- power --------------------------------------------------------------------------------
 
@@ -541,7 +570,15 @@ class EmulatedFlash:
         self._require_power("read")
         if length == 0:
             return b""
-        result = bytes(self._data[offset : offset + length])
+        # Reads are the hottest path: a range within one stored sector is copied out of it here,
+        # one copy and no call; anything else is assembled by _contents.
+        index = self._sector_at[offset // self._granule]
+        start, size = self._sectors[index]
+        stored = self._stored.get(index)
+        if stored is not None and offset + length <= start + size:
+            result = stored[offset - start : offset - start + length].tobytes()
+        else:
+            result = bytes(self._contents(offset, length))
         self._operate("read", offset, length, self.profile.read_time(length), _nothing, _nothing)
         return result
 
@@ -590,8 +627,8 @@ class EmulatedFlash:
             start,
             size,
             self.profile.erase_time(size),
-            lambda: self._erase_complete(start, size),
-            lambda fraction: self._erase_torn(start, size, fraction),
+            lambda: self._erase_complete(index),
+            lambda fraction: self._erase_torn(index, fraction),
         )
 
     def erase(self, offset: int, length: int) -> None:
@@ -617,7 +654,7 @@ class EmulatedFlash:
         and available with the power off."""
         length = self.capacity - offset if length is None else length
         self._check_range("dump", offset, length)
-        return bytes(self._data[offset : offset + length])
+        return bytes(self._contents(offset, length))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -651,16 +688,26 @@ class EmulatedFlash:
                 f"{unit}-byte units; pad the data to a multiple of {unit} bytes with 0xFF "
                 "(a 1 bit leaves the flash bit as it is)"
             )
+        if not data:
+            return
+        index = self._sector_at[offset // self._granule]
+        start, size = self._sectors[index]
+        if offset + len(data) <= start + size:  # within one sector: the common case
+            stored = self._stored.get(index)
+            if stored is None:
+                return  # an erased sector: every bit is 1, so any data may be programmed
+            current: bytes | memoryview = stored[offset - start : offset - start + len(data)]
+        else:
+            current = self._contents(offset, len(data))
         # The whole range at once, as one integer per side: a bit set in ``data`` but clear in
         # the flash would have to go from 0 to 1. Little-endian, so the lowest such bit is in
         # the first offending byte.
-        current = self._data[offset : offset + len(data)]
         rising = int.from_bytes(data, "little") & ~int.from_bytes(current, "little")
         if rising:
             i = ((rising & -rising).bit_length() - 1) // 8
             old, new = current[i], data[i]
             address = offset + i
-            index = bisect_right(self._starts, address) - 1
+            index = self._sector_at[address // self._granule]
             start, size = self._sectors[index]
             raise FlashError(
                 f"{what} at 0x{address:X} would need bits to go from 0 to 1 "
@@ -668,6 +715,32 @@ class EmulatedFlash:
                 f"sector {index} (0x{start:X}..0x{start + size - 1:X}) first, "
                 f"with flash.erase_sector({index})"
             )
+
+    def _contents(self, offset: int, length: int) -> bytes | memoryview:
+        """The contents of ``offset .. offset + length``, sector by sector: a stored sector
+        gives its bytes (a view of them, to use before the next change), an erased one 0xFF."""
+        if length == 0:
+            return b""
+        index = self._sector_at[offset // self._granule]
+        start, size = self._sectors[index]
+        if offset + length <= start + size:  # within one sector: the common case
+            stored = self._stored.get(index)
+            if stored is None:
+                return _ERASED[size][:length]
+            return stored[offset - start : offset - start + length]
+        pieces: list[bytes | memoryview] = []
+        end = offset + length
+        while offset < end:
+            start, size = self._sectors[index]
+            stop = min(end, start + size)
+            stored = self._stored.get(index)
+            if stored is None:
+                pieces.append(_ERASED[size][: stop - offset])
+            else:
+                pieces.append(stored[offset - start : stop - start])
+            offset = stop
+            index += 1
+        return b"".join(pieces)
 
     def _program_page(self, offset: int, data: bytes) -> None:
         self._operate(
@@ -716,11 +789,27 @@ class EmulatedFlash:
         )
 
     def _program_complete(self, offset: int, data: bytes) -> None:
-        """Every byte becomes ``old & new``, computed for the whole range at once."""
-        end = offset + len(data)
-        old = int.from_bytes(self._data[offset:end], "little")
+        """Every byte becomes ``old & new``, computed for the whole range at once.
+
+        ``data`` lies within one page, so within one sector. Over an erased sector (all 1 bits)
+        ``old & new`` is ``new`` itself: the sector gets its memory, unless ``new`` is all 0xFF
+        too and so changes nothing."""
+        if not data:
+            return
+        index = self._sector_at[offset // self._granule]
+        low = offset - self._starts[index]
+        high = low + len(data)
+        stored = self._stored.get(index)
+        if stored is None:
+            if data.count(0xFF) == len(data):  # nothing to clear
+                return
+            size = self.profile.sectors[index]
+            stored = self._stored[index] = memoryview(bytearray(_ERASED[size]))
+            stored[low:high] = data
+            return
+        old = int.from_bytes(stored[low:high], "little")
         programmed = old & int.from_bytes(data, "little")
-        self._data[offset:end] = programmed.to_bytes(len(data), "little")
+        stored[low:high] = programmed.to_bytes(len(data), "little")
 
     def _program_torn(self, offset: int, data: bytes, fraction: float) -> None:
         """The first whole units programmed, the next one with only some of its bits cleared,
@@ -730,25 +819,32 @@ class EmulatedFlash:
         done = min(int(fraction * units), units - 1)
         self._program_complete(offset, data[: done * unit])
         start = offset + done * unit
-        old = int.from_bytes(self._data[start : start + unit], "big")
+        old = int.from_bytes(self._contents(start, unit), "big")
         new = int.from_bytes(data[done * unit : (done + 1) * unit], "big")
         pending = [bit for bit in range(8 * unit) if (old & ~new) >> bit & 1]
         cleared = self._rng.sample(pending, self._rng.randrange(len(pending))) if pending else []
         torn = old & ~sum(1 << bit for bit in cleared)
-        self._data[start : start + unit] = torn.to_bytes(unit, "big")
+        self._program_complete(start, torn.to_bytes(unit, "big"))  # torn & old is torn
 
-    def _erase_complete(self, start: int, size: int) -> None:
-        self._data[start : start + size] = b"\xff" * size
+    def _erase_complete(self, index: int) -> None:
+        """Every byte back to 0xFF: the sector's memory is released."""
+        self._stored.pop(index, None)
 
-    def _erase_torn(self, start: int, size: int, fraction: float) -> None:
+    def _erase_torn(self, index: int, fraction: float) -> None:
         """A prefix erased; in the rest each bit reads 1 with probability 1/2 (a half-erased
         cell reads either way). A teaching simplification of a real part's erase pulses."""
+        start, size = self._sectors[index]
         done = min(int(fraction * size), size - 1)
-        self._data[start : start + done] = b"\xff" * done
         rest = size - done
-        old = int.from_bytes(self._data[start + done : start + size], "big")
+        old = int.from_bytes(self._contents(start + done, rest), "big")
+        # Drawn even when the sector was erased already, so that every later tear draws the
+        # same numbers whether or not this one found anything to garble.
         noisy = old | self._rng.getrandbits(8 * rest)
-        self._data[start + done : start + size] = noisy.to_bytes(rest, "big")
+        sector = _ERASED[size][:done] + noisy.to_bytes(rest, "big")
+        if sector.count(0xFF) == size:  # the garbage happens to read erased
+            self._stored.pop(index, None)
+        else:
+            self._stored[index] = memoryview(bytearray(sector))
 
     def __repr__(self) -> str:
         power = "" if self.powered else ", power off"
@@ -773,12 +869,44 @@ class EmulatedFlash:
             ("modeled clock", f"t = {self.clock.now:.6f} s"),
             ("operations", f"{self._count}: {done}" if done else "none yet"),
             ("power", "on" if self.powered else "OFF (cut)"),
+            ("memory held", _memory(self.resident_bytes, len(self._stored), len(self._sectors))),
         ]
         return _html_table("EmulatedFlash", rows)
 
 
 def _nothing(*_: object) -> None:
     """A read changes nothing, whole or torn."""
+
+
+#: One erased sector of every size a layout uses, shared by every flash: reading an erased
+#: range slices it (a whole sector costs no copy: slicing all of a ``bytes`` gives it back).
+_ERASED: dict[int, bytes] = {}
+
+
+@functools.cache
+def _layout(
+    sectors: tuple[int, ...],
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], int, tuple[int, ...]]:
+    """The geometry of a layout, built once and shared by every flash with it (a fleet of one
+    part holds one copy): the start of every sector, its ``(start, size)``, the granule (the
+    largest size dividing every sector), and the sector of every granule in address order.
+    It also puts an erased sector of every size in ``_ERASED``.
+
+    An STM32F4 (16, 16, 16, 16, 64, 128, ... KiB) has a 16 KiB granule, and its table begins
+    ``0, 1, 2, 3, 4, 4, 4, 4, 5, ...``: byte ``offset`` is in sector
+    ``table[offset // granule]``, one division and one index instead of a binary search.
+    """
+    starts = tuple(itertools.accumulate(sectors[:-1], initial=0))
+    granule = math.gcd(*sectors)
+    for size in set(sectors):
+        _ERASED.setdefault(size, b"\xff" * size)
+    table = tuple(index for index, size in enumerate(sectors) for _ in range(size // granule))
+    return starts, tuple(zip(starts, sectors, strict=True)), granule, table
+
+
+def _memory(resident: int, stored: int, sectors: int) -> str:
+    """``8 KiB (2 of 256 sectors hold data)``: what the contents cost in memory."""
+    return f"{_size(resident) if resident else '0 bytes'} ({stored} of {sectors} sectors hold data)"
 
 
 def _size(n: int) -> str:
