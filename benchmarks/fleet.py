@@ -157,6 +157,9 @@ async def run_fleet(
 def child(n: int, options: argparse.Namespace) -> int:
     """Measure one fleet size in this (fresh) process; print the figures as JSON."""
     limit_note = raise_fd_limit(3 * n + 256)  # a socket per device, with room to spare
+    from lwm2m_edu.coap import memoize_address_parsing
+
+    memoize_address_parsing(options.address_cache)
     if options.tracemalloc:
         tracemalloc.start()
     gc.collect()
@@ -177,6 +180,7 @@ def measure(n: int, options: argparse.Namespace) -> dict[str, object]:
     args = [sys.executable, __file__, "--one", str(n), "--concurrency", str(options.concurrency)]
     args += ["--update-timeout", str(options.update_timeout)]
     args += [] if options.tracemalloc else ["--no-tracemalloc"]
+    args += [] if options.address_cache else ["--no-address-cache"]
     if options.profile:
         args += ["--profile", f"{options.profile}.{n}"]
     done = subprocess.run(args, stdout=subprocess.PIPE, text=True)  # its stderr: progress
@@ -305,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         help="trace Python allocations for the peak (default on; slows the run)",
     )  # fmt: skip
     parser.add_argument(
+        "--address-cache", action=argparse.BooleanOptionalAction, default=True,
+        help="lwm2m_edu.coap's memoized address parsing in aiocoap's udp6 (default on; "
+        "--no-address-cache measures aiocoap as it ships)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", metavar="PREFIX", help="cProfile the update phase into PREFIX.N (pstats)"
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child: one fleet size
@@ -317,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"one Server and N EmulatedDevice ({FLASH}) in one process per N, each device its own "
         f"UDP socket;\npull campaign of a {PACKAGE_SIZE // 1024} KiB package over CoAP "
-        f"(Block2 1024 B, lock-step), concurrency {options.concurrency}, on 127.0.0.1\n"
+        f"(Block2 1024 B, lock-step), concurrency {options.concurrency}, on 127.0.0.1; "
+        f"address parsing {'memoized' if options.address_cache else 'as aiocoap ships it'}\n"
     )
     started = time.perf_counter()
     results = []

@@ -16,7 +16,7 @@ import aiocoap.resource
 import pytest
 from aiocoap import CONTENT, GET, Message
 
-from lwm2m_edu.coap import open_context
+from lwm2m_edu.coap import ADDRESS_CACHE_SIZE, memoize_address_parsing, open_context
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="the error queue (IP_RECVERR) is Linux's"
@@ -60,3 +60,26 @@ async def test_a_closed_port_does_not_fail_a_request_to_another_peer_sent_right_
         with pytest.raises(aiocoap.error.NetworkError):
             await to_closed.response
         assert (await to_live.response).payload == b"hello"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:127.0.0.1", "::1", "fe80::1", "2001:db8::1", socket.inet_pton(socket.AF_INET6, "::1")],
+)
+def test_memoized_address_parsing_gives_the_answers_of_the_plain_one(address):
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    memoized = UDP6EndpointAddress._strip_v4mapped
+    assert memoized.cache_info().maxsize == ADDRESS_CACHE_SIZE  # on by importing lwm2m_edu.coap
+    assert memoized(address) == memoized.__wrapped__(address) == memoized(address)
+
+
+def test_address_parsing_can_be_switched_back_to_aiocoaps_own():
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    memoize_address_parsing(False)
+    try:
+        assert not hasattr(UDP6EndpointAddress._strip_v4mapped, "cache_info")
+    finally:
+        memoize_address_parsing()
+    assert hasattr(UDP6EndpointAddress._strip_v4mapped, "cache_info")
