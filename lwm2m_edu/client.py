@@ -34,6 +34,7 @@ from aiocoap import Code as CoapCode
 from aiocoap import Message, interfaces
 from aiocoap.blockwise import Block1Spool, IncompleteException
 from aiocoap.numbers.types import Type
+from aiocoap.optiontypes import BlockOption
 
 from .coap import bound_address, open_context, udp_transport
 from .codecs import ContentFormat, encode
@@ -48,8 +49,16 @@ __all__ = ["Client", "ClientError", "RetryPolicy"]
 #: RFC 7252's MAX_TRANSMIT_WAIT with default parameters: how long a CON exchange may take.
 MAX_TRANSMIT_WAIT = 93.0
 FIRMWARE_PACKAGE = Path(5, 0, 0)
+_PACKAGE_URI_PATH = FIRMWARE_PACKAGE.uri_path
+#: aiocoap's code for each of ours (a push answers a thousand blocks per MiB with them)
+_COAP_CODES = {code: CoapCode(int(code)) for code in Code}
 #: /1/x/1 Lifetime: a write changes ``lt`` and triggers an Update.
 SERVER_OBJECT, LIFETIME = 1, 1
+
+
+def no_log(line: str) -> None:
+    """The ``log`` of a client given none. The client formats the line of each push block (a
+    thousand per MiB) only for another ``log``: pass this, or None, to log nothing."""
 
 
 class ClientError(Exception):
@@ -128,7 +137,7 @@ class Client:
         self.host, self.port = host, port
         self.retry = retry
         self.clock = clock
-        self.log = log or (lambda line: None)
+        self.log = log or no_log
         self.server_uri: str | None = None
         self.context: aiocoap.Context | None = None
         self.observations = Observations()
@@ -604,22 +613,24 @@ class _ClientResource(interfaces.Resource):
 
     def _push_block(self, request: Message) -> Message:
         """One Block1 block of a firmware push, straight to the Package handlers."""
-        firmware = self.client.data_model.firmware
+        client = self.client
         block = request.opt.block1
-        problem = _block1_problem(request)
+        problem = _block1_problem(block, request.payload)
         if problem:
             message = Message(code=CoapCode.BAD_REQUEST, payload=problem.encode())
             message.opt.block1 = block
             return message
         offset = block.start if block is not None else 0
         last = block is None or not block.more
-        outcome = firmware.write_package(request.payload, offset=offset, last=last,
-                                         now=self.client.clock())  # fmt: skip
-        self.client.log(
-            f"{self.client.endpoint}: {request.code.name} /5/0/0 block "
-            f"{block.block_number if block else 0} -> {outcome.code.dotted}"
+        outcome = client.data_model.firmware.write_package(
+            request.payload, offset=offset, last=last, now=client.clock()
         )
-        message = Message(code=CoapCode(int(outcome.code)), payload=outcome.diagnostic.encode())
+        if client.log is not no_log:
+            client.log(
+                f"{client.endpoint}: {request.code.name} /5/0/0 block "
+                f"{block.block_number if block else 0} -> {outcome.code.dotted}"
+            )
+        message = Message(code=_COAP_CODES[outcome.code], payload=outcome.diagnostic.encode())
         if block is not None:
             message.opt.block1 = block
         if outcome.code is Code.REQUEST_ENTITY_TOO_LARGE and isinstance(outcome.value, int):
@@ -639,18 +650,18 @@ class _Block1Spool(Block1Spool):
             raise IncompleteException from None
 
 
-def _block1_problem(request: Message) -> str | None:
-    """Why a block of a streamed push breaks RFC 7959, if it does (aiocoap checks the blocks it
-    assembles itself, but a streamed one comes to us as it is)."""
-    block = request.opt.block1
+def _block1_problem(block: BlockOption.BlockwiseTuple | None, payload: bytes) -> str | None:
+    """Why a block of a streamed push (its Block1 option and payload) breaks RFC 7959, if it
+    does (aiocoap checks the blocks it assembles itself, but a streamed one comes to us as it
+    is)."""
     if block is None:
         return None
     if block.size_exponent == 7:
         return "Block1 SZX 7 is reserved over UDP (BERT is for CoAP over TCP); use 0..6"
-    if block.more and len(request.payload) != block.size:
+    if block.more and len(payload) != block.size:
         return (
             f"Block1 block {block.block_number} says more follow (M=1), so it must carry "
-            f"{block.size} bytes, not {len(request.payload)} (RFC 7959 §2.2)"
+            f"{block.size} bytes, not {len(payload)} (RFC 7959 §2.2)"
         )
     return None
 
@@ -685,7 +696,7 @@ def _refusal(error: Exception) -> Response:
 def _is_streamed_push(request: Message) -> bool:
     return (
         request.code in (CoapCode.PUT, CoapCode.POST)
-        and tuple(request.opt.uri_path) == FIRMWARE_PACKAGE.uri_path
+        and request.opt.uri_path == _PACKAGE_URI_PATH
         and request.opt.content_format in (None, ContentFormat.OPAQUE)
     )
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .bootloader import Bootloader, BootReport
-from .client import Client
+from .client import Client, no_log
 from .coap import udp_transport
 from .dm import DataModel
 from .download import DownloadError, DownloadOutcome, download
@@ -194,7 +194,7 @@ class EmulatedDevice:
         self.queue_mode, self.awake_time = queue_mode, awake_time
         self.host = host
         self.wall_clock = clock
-        self.log = log or (lambda line: None)
+        self.log = log or no_log
         self.server_uri: str | None = None
         self.boots: list[BootReport] = []
         self.client: Client | None = None
