@@ -114,15 +114,32 @@ class _Unanswered(asyncio.CancelledError):
     ``Exception`` a resource raises, but lets a cancelled request go without a word."""
 
 
+class _Powered:
+    """Around work that touches the flash while serving a request: a power loss kills the
+    device, and the request stays unanswered. One instance serves every request: a class
+    rather than a ``contextmanager`` generator, which would be built anew for each push block."""
+
+    def __init__(self, device: EmulatedDevice) -> None:
+        self.device = device
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, PowerLoss):
+            self.device._power_lost(error)
+            raise _Unanswered(f"{self.device.endpoint} lost power") from None
+
+
 class _DeviceDataModel(DataModel):
     """The data model of a device whose flash may lose power while it serves a request."""
 
-    def __init__(self, objects: Iterable, *, powered: Callable) -> None:
+    def __init__(self, objects: Iterable, *, powered: _Powered) -> None:
         super().__init__(objects)
         self._powered = powered
 
     def handle(self, request, now, **options):  # type: ignore[override]
-        with self._powered():
+        with self._powered:
             return super().handle(request, now, **options)
 
 
@@ -130,12 +147,12 @@ class _DeviceFirmware(FirmwareObject):
     """Object /5 whose streamed push blocks (which bypass ``DataModel.handle``) may meet a power
     cut too."""
 
-    def __init__(self, handlers: object, *, powered: Callable, **options) -> None:
+    def __init__(self, handlers: object, *, powered: _Powered, **options) -> None:
         super().__init__(handlers, **options)
         self._powered = powered
 
     def write_package(self, chunk: bytes, *, offset: int, last: bool, now: float):
-        with self._powered():
+        with self._powered:
             return super().write_package(chunk, offset=offset, last=last, now=now)
 
 
@@ -219,6 +236,7 @@ class EmulatedDevice:
         self.powered_off = asyncio.Event()
         self._power_failed = False  # a loss since the last power-on (later ones are echoes)
         self._boot_pending = False  # a reboot is scheduled and has not booted yet
+        self._powered = _Powered(self)
         self._downloading: asyncio.Task | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -311,16 +329,6 @@ class EmulatedDevice:
             self._power_lost(PowerLoss(f"power cut at t={now:.6g} s", time=now, operation=None))
             return
         self.flash.cut_power(at_time=at_time, at_operation=at_operation)
-
-    @contextlib.contextmanager
-    def _powered(self):
-        """Around work that touches the flash while serving a request: a power loss kills the
-        device, and the request stays unanswered."""
-        try:
-            yield
-        except PowerLoss as loss:
-            self._power_lost(loss)
-            raise _Unanswered(f"{self.endpoint} lost power") from None
 
     def _record_power_loss(self, loss: PowerLoss, where: str) -> bool:
         if self._power_failed:
