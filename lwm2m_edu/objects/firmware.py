@@ -88,6 +88,8 @@ SCHEMES: dict[str, Protocol] = {
 MAX_URI_LENGTH = 255
 #: EXCHANGE_LIFETIME of RFC 7252 (247 s): after it, a half-done push is abandoned.
 DEFAULT_PUSH_TIMEOUT = 247.0
+#: The answer to every push block but the last (an ``Outcome`` is immutable: one serves all).
+_CONTINUE = Outcome(Code.CONTINUE)
 
 #: ``scheme://host[:port][/path][?query]`` in visible ASCII: no spaces or control characters
 #: (RFC 3986), a host name or a bracketed IPv6 literal, and no user info (below).
@@ -324,7 +326,7 @@ class FirmwareObject:
             self.transfer.received += len(chunk)
             self.transfer.last_block_at = now
             if not last:
-                return Outcome(Code.CONTINUE)
+                return _CONTINUE
             result = checked_result(self.handlers.package_write_finish(), "package_write_finish")
         self.transfer = None
         if result is UpdateResult.SUCCESS:
