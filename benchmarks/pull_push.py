@@ -296,13 +296,20 @@ class UploadResource(aiocoap.resource.Resource):
 
 
 @contextlib.asynccontextmanager
-async def aiocoap_server(resource: UploadResource) -> AsyncIterator[str]:
-    """A plain aiocoap server with ``resource`` at /upload, on 127.0.0.1, a free port; its URI."""
-    site = aiocoap.resource.Site()
-    site.add_resource(["upload"], resource)
+async def aiocoap_server(resource: UploadResource, *, site: bool = True) -> AsyncIterator[str]:
+    """A plain aiocoap server with ``resource`` at /upload, on 127.0.0.1, a free port; its URI.
+
+    With ``site`` the resource sits in an ``aiocoap.resource.Site`` (aiocoap's usual way, which
+    copies each request to strip the path); without, it *is* the server's root, as our client's
+    resource is: the leanest aiocoap server there is.
+    """
+    root: aiocoap.interfaces.Resource = resource
+    if site:
+        root = aiocoap.resource.Site()
+        root.add_resource(["upload"], resource)
     port = free_port()
     context = await Context.create_server_context(
-        site, bind=("127.0.0.1", port), transports=["udp6"]
+        root, bind=("127.0.0.1", port), transports=["udp6"]
     )
     try:
         yield f"coap://127.0.0.1:{port}/upload"
@@ -364,9 +371,11 @@ async def run(repeat: int, size: int) -> str:
             pushed = Path(directory) / "package.bin"
             pushed.write_bytes(package)
             assembled, streamed = UploadResource(), UploadResource(streamed=True)
+            lean = UploadResource(streamed=True)
             async with (
                 aiocoap_server(assembled) as assembled_uri,
                 aiocoap_server(streamed) as streamed_uri,
+                aiocoap_server(lean, site=False) as lean_uri,
             ):
                 server = await Server.start()
                 try:
@@ -393,6 +402,11 @@ async def run(repeat: int, size: int) -> str:
                                 lambda: push_into_aiocoap(
                                     streamed, pushed, streamed_uri, len(package)
                                 ),
+                                plain_aiocoap=True,
+                            ),
+                            Measurement(
+                                "aiocoap root Resource, block by block (no Site)",
+                                lambda: push_into_aiocoap(lean, pushed, lean_uri, len(package)),
                                 plain_aiocoap=True,
                             ),
                             Measurement(
