@@ -55,6 +55,7 @@ Where the spec and implementations differ we follow the spec, and say so (see
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -418,6 +419,7 @@ class Step:
         return f"{type(self.event).__name__}: {change}, {result}{effect} ({self.ref})"
 
 
+@functools.cache  # asked at every event and every read of /5, for "1.0", "1.1" or "1.2"
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
