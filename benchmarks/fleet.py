@@ -158,6 +158,22 @@ async def run_fleet(
     return result
 
 
+class GarbageCollectorClock:
+    """Time spent in the cyclic garbage collector, per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+            self.runs[info["generation"]] += 1
+
+
 def child(n: int, options: argparse.Namespace) -> int:
     """Measure one fleet size in this (fresh) process; print the figures as JSON."""
     limit_note = raise_fd_limit(3 * n + 256)  # a socket per device, with room to spare
@@ -168,7 +184,12 @@ def child(n: int, options: argparse.Namespace) -> int:
         tracemalloc.start()
     gc.collect()
     rss_start = maxrss_bytes()
+    collector = GarbageCollectorClock()
+    gc.callbacks.append(collector)
     result = asyncio.run(run_fleet(n, options.concurrency, options.update_timeout, options.profile))
+    gc.callbacks.remove(collector)
+    result["gc_s"] = sum(collector.seconds)
+    result["gc_full"] = (collector.runs[2], collector.seconds[2])
     result["fd_limit"] = limit_note
     result["rss_start"] = rss_start
     result["rss_peak"] = maxrss_bytes()
@@ -200,6 +221,7 @@ def mib(value: object) -> str:
 def table(results: list[dict[str, object]], tracemalloc_on: bool) -> str:
     head = (
         f"  {'devices':>7} {'register s':>10} {'update s':>9} {'CPU s':>7} {'CPU/wall':>8} "
+        f"{'GC s':>6} "
         f"{'tracemalloc MiB':>15} {'RSS peak MiB':>12} {'flash MiB':>9} {'fds':>5} {'updated':>9} "
         f"{'median/max s per device':>23}"
     )
@@ -211,7 +233,7 @@ def table(results: list[dict[str, object]], tracemalloc_on: bool) -> str:
         per = f"{r['device_median_s']:.2f}/{r['device_max_s']:.2f}"
         lines.append(
             f"  {r['n']:>7} {r['register_s']:10.2f} {r['update_s']:9.2f} {r['cpu_s']:7.1f} "
-            f"{r['cpu_s'] / r['wall_s']:8.2f} {mib(r['tracemalloc_peak']):>15} "
+            f"{r['cpu_s'] / r['wall_s']:8.2f} {r['gc_s']:6.1f} {mib(r['tracemalloc_peak']):>15} "
             f"{mib(r['rss_peak']):>12} {mib(r['flash_resident']):>9} {r['fds']:>5} "
             f"{r['succeeded']:>4}/{r['n']:<4} {per:>23}"
         )
@@ -226,6 +248,7 @@ def growth(results: list[dict[str, object]]) -> str:
         ("registration wall time", "register_s"),
         ("update wall time", "update_s"),
         ("CPU time", "cpu_s"),
+        ("garbage collector time", "gc_s"),
         ("tracemalloc peak", "tracemalloc_peak"),
         ("RSS peak", "rss_peak"),
         ("RSS peak above start-up", None),
