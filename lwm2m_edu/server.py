@@ -79,7 +79,7 @@ from .coap import coap_uri, open_context
 from .codecs import CodecError, ContentFormat, decode, encode, linkformat, senml
 from .codecs.linkformat import Link
 from .fota import State, UpdateResult
-from .hosting import PackageHost
+from .hosting import HostedPackage, PackageHost
 from .model import DEFAULT_MODEL, Model, ResourceType, Value
 from .objects.outcome import Code
 from .package import Package
@@ -1157,17 +1157,15 @@ class Server:
 
         ``data_or_hosted`` is the package (bytes or ``Package``) or something a ``PackageHost``
         already serves (with ``.coap_uri``/``.http_uri``). Without ``host``, the server starts
-        its own ``PackageHost`` on its address the first time and stops it in ``stop()``.
-        Returns the URI written.
+        its own ``PackageHost`` on its address the first time and stops it in ``stop()``; a
+        package hosted here stays until then (``update`` and ``campaign`` stop hosting theirs
+        when they end). Returns the URI written.
         """
         if via not in ("coap", "http"):
             raise ValueError(f"via must be 'coap' or 'http', not {via!r}")
         hosted = data_or_hosted
         if isinstance(data_or_hosted, bytes | bytearray | Package):
-            package_host = host or await self._own_package_host()
-            hosted = package_host.add(
-                name or self._package_name(data_or_hosted), bytes(data_or_hosted)
-            )
+            hosted = await self._host(data_or_hosted, host=host, name=name)
         uri = hosted.coap_uri if via == "coap" else hosted.http_uri
         if uri is None:
             raise ValueError(f"the package host does not serve {via}; start it with {via}=True")
@@ -1179,6 +1177,18 @@ class Server:
         self._hosted_count += 1
         stem = data.name if isinstance(data, Package) and data.name else "firmware"
         return f"{stem}-{self._hosted_count}.bin"
+
+    async def _host(
+        self, data: bytes | Package, *, host: PackageHost | None = None, name: str | None = None
+    ) -> HostedPackage:
+        """Serve ``data`` from ``host`` (default: the server's own package host)."""
+        package_host = host or await self._own_package_host()
+        return package_host.add(name or self._package_name(data), bytes(data))
+
+    def _unhost(self, hosted: HostedPackage) -> None:
+        """Stop serving a package the server hosted itself (after ``stop()``: already gone)."""
+        if self._package_host is not None and hosted.name in self._package_host.packages:
+            self._package_host.remove(hosted.name)
 
     async def _own_package_host(self) -> PackageHost:
         if self._package_host is None:
@@ -1317,7 +1327,8 @@ class Server:
         1. the device must be Idle; 2. push the package (``mode="push"``) or write its URI
         (``"pull"``); 3. wait for Downloaded, or stop at a failure result; 4. Execute Update;
         5. wait (across the reboot and re-registration) for Idle with result 1 (success) or a
-        failure result. Every step is logged in ``UpdateOutcome.steps``.
+        failure result. Every step is logged in ``UpdateOutcome.steps``. A pull of bytes or a
+        ``Package`` hosts it for this update only.
         """
         if mode not in ("push", "pull"):
             raise ValueError(f"mode must be 'push' or 'pull', not {mode!r}")
@@ -1330,6 +1341,9 @@ class Server:
         def seen(status: FirmwareStatus) -> None:
             step(f"status {status}")
 
+        hosted_here = None  # a package this update hosts, and stops hosting when it ends
+        if mode == "pull" and isinstance(data, bytes | bytearray | Package):
+            hosted_here = data = await self._host(data)
         try:
             async with asyncio.timeout(timeout):
                 status = await self.firmware_status(endpoint)
@@ -1390,6 +1404,9 @@ class Server:
             outcome.error = f"the device's answer does not decode: {exc}"
         except TimeoutError:
             outcome.error = f"timed out after {timeout:g} s"
+        finally:
+            if hosted_here is not None:
+                self._unhost(hosted_here)
         if outcome.error:
             step(f"failed: {outcome.error}")
         outcome.duration = round(time.monotonic() - started, 3)
@@ -1408,16 +1425,16 @@ class Server:
     ) -> CampaignReport:
         """Update many devices, at most ``concurrency`` at a time; one failure stops no other.
 
-        A pull campaign hosts the package once for everyone. ``progress(done, total, outcome)``
-        is called as each device finishes.
+        A pull campaign hosts the package once for everyone, until the last device is done.
+        ``progress(done, total, outcome)`` is called as each device finishes.
         """
         names = list(endpoints)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         package: Any = data
-        if mode == "pull":
-            package_host = await self._own_package_host()
-            package = package_host.add(self._package_name(data), bytes(data))
+        hosted_here = None  # hosted once for every device, until the campaign ends
+        if mode == "pull" and isinstance(data, bytes | bytearray | Package):
+            hosted_here = package = await self._host(data)
         limit = asyncio.Semaphore(concurrency)
         done = 0
 
@@ -1430,7 +1447,11 @@ class Server:
                 progress(done, len(names), outcome)
             return outcome
 
-        outcomes = await asyncio.gather(*(one(ep) for ep in names))
+        try:
+            outcomes = await asyncio.gather(*(one(ep) for ep in names))
+        finally:
+            if hosted_here is not None:
+                self._unhost(hosted_here)
         return CampaignReport(list(outcomes))
 
 

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiocoap import GET, Message
 from aiocoap.numbers.codes import Code as CoapCode
 
 from lwm2m_edu.bootstrap import BootstrapPlan, BootstrapServer
+from lwm2m_edu.coap import open_context
 from lwm2m_edu.codecs import ContentFormat
 from lwm2m_edu.fota import State, UpdateResult
 from lwm2m_edu.objects.outcome import Code
@@ -404,6 +406,40 @@ async def test_update_by_pull_hosts_the_package_and_writes_its_uri():
         assert outcome.ok, str(outcome)
         assert bytes(peer.package) == PACKAGE
         assert peer.values[Path("/5/0/1")].startswith("coap://127.0.0.1:")
+
+
+async def answer_code(uri: str) -> CoapCode:
+    """What a plain CoAP GET of ``uri`` is answered (one block is enough to tell)."""
+    context, _ = await open_context(None, "127.0.0.1")
+    try:
+        return (await context.request(Message(code=GET, uri=uri)).response).code
+    finally:
+        await context.shutdown()
+
+
+async def test_update_by_pull_stops_hosting_the_package_when_it_ends():
+    async with with_peer() as (server, peer):
+        outcome = await server.update("dev-1", PACKAGE, mode="pull", via="coap")
+        assert outcome.ok, str(outcome)
+        assert await answer_code(peer.values[Path("/5/0/1")]) == CoapCode.NOT_FOUND
+
+
+async def test_campaign_by_pull_hosts_the_package_once_until_the_last_device_is_done():
+    async with running() as (server, peers):
+        for name in ("a", "b"):
+            peers.append(await Peer.start(name, server.uri))
+        report = await server.campaign(["a", "b"], PACKAGE, mode="pull", concurrency=1)
+        assert report.succeeded == ["a", "b"], str(report)
+        uris = {peer.values[Path("/5/0/1")] for peer in peers}
+        assert len(uris) == 1  # one hosted package for everyone
+        assert await answer_code(uris.pop()) == CoapCode.NOT_FOUND
+
+
+async def test_pull_firmware_keeps_hosting_the_package_until_the_server_stops():
+    async with with_peer() as (server, _):
+        uri = await server.pull_firmware("dev-1", PACKAGE)
+        await server.wait_for("dev-1", state=State.DOWNLOADED)
+        assert await answer_code(uri) == CoapCode.CONTENT
 
 
 async def test_pull_firmware_over_http():
