@@ -54,6 +54,8 @@ _PACKAGE_URI_PATH = FIRMWARE_PACKAGE.uri_path
 _COAP_CODES = {code: CoapCode(int(code)) for code in Code}
 #: /1/x/1 Lifetime: a write changes ``lt`` and triggers an Update.
 SERVER_OBJECT, LIFETIME = 1, 1
+#: The 1.2 ``con`` attribute as aiocoap takes it: 1 sends notifications CON, 0 NON.
+_CON_TUNING = {1: aiocoap.Reliable(), 0: aiocoap.Unreliable()}
 
 
 def no_log(line: str) -> None:
@@ -465,6 +467,7 @@ class Client:
                     continue
                 message = self._content(notification.values, observer)
                 message.opt.observe = notification.sequence
+                _set_con(message, notification.con)
                 observer.pipe.add_response(message, is_last=False)
 
     def _end_vanished_observations(self) -> None:
@@ -478,8 +481,10 @@ class Client:
             except Refused as refusal:
                 self.log(f"{self.endpoint}: {observer.paths[0]} is gone; observation ended")
                 self._observers.pop(key, None)
+                con = self.observations[key].attributes.con if key in self.observations else None
                 self.observations.cancel(key)
                 message = _to_message(Response(refusal.code, diagnostic=refusal.diagnostic))
+                _set_con(message, con)
                 observer.pipe.add_response(message, is_last=True)
 
     def _read_paths(self, paths: list[Path]) -> dict[Path, object]:
@@ -699,6 +704,16 @@ def _is_streamed_push(request: Message) -> bool:
         and request.opt.uri_path == _PACKAGE_URI_PATH
         and request.opt.content_format in (None, ContentFormat.OPAQUE)
     )
+
+
+def _set_con(notification: Message, con: int | None) -> None:
+    """Send ``notification`` CON or NON as the ``con`` attribute says. Unset, aiocoap chooses:
+    a notification goes as the Observe request came (CON or NON)."""
+    if con is not None:
+        # aiocoap would honour a set ``mtype`` too, but leaves it to its own layers and asks
+        # applications for a tuning (Reliable / Unreliable), which it reads when it picks the
+        # type. A response that can still go piggy-backed in an ACK goes there either way.
+        notification.transport_tuning = _CON_TUNING[con]
 
 
 def _to_message(response: Response) -> Message:

@@ -521,7 +521,8 @@ class Notification:
     2**24 - 1 comes 0; RFC 7641 §3.4 has the server compare modulo 2**24).
 
     ``reason`` says in words what triggered it; ``con`` is the effective ``con`` attribute
-    (None: use /1/x/26 Default Notification Mode).
+    (None: not set; /1/x/26 Default Notification Mode is not modelled, so the client sends it
+    as the Observe request came: CON).
     """
 
     key: Hashable

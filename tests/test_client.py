@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import aiocoap.resource
 import pytest
 from aiocoap import Message
 from aiocoap.numbers.codes import Code as CoapCode
+from aiocoap.numbers.types import Type
 
 from lwm2m_edu.client import Client, RetryPolicy
 from lwm2m_edu.codecs import ContentFormat, decode, encode, senml
@@ -802,6 +803,90 @@ async def test_deleting_an_observed_instance_ends_its_observation_with_4_04():
                 await values.next()
             assert error.value.code is Code.NOT_FOUND
             assert not b.client._observers
+
+
+# -- the con attribute (LwM2M 1.2): notifications CON or NON ----------------------------------
+
+
+async def observe_raw(
+    b: Bench, path: str, change: Callable[[], Awaitable[object]], *, query: tuple[str, ...] = ()
+) -> tuple[Message, list[Message]]:
+    """Observe ``path`` from the plain aiocoap context (a CON request, as LwM2M wants), run
+    ``change`` twice, and return the first answer and the two messages that followed."""
+    request = b.raw_context.request(
+        Message(code=CoapCode.GET, uri=_uri(b, path), observe=0, uri_query=query),
+        handle_blockwise=False,
+    )
+    try:
+        first = await asyncio.wait_for(request.response, TIMEOUT)
+        assert first.code == CoapCode.CONTENT
+        observation = aiter(request.observation)
+        received = []
+        for _ in range(2):
+            # Waiting before the change: aiocoap's iterator keeps only the newest message, and
+            # a final one is followed at once by the end of the observation.
+            waiting = asyncio.ensure_future(anext(observation))
+            await change()
+            received.append(await asyncio.wait_for(waiting, TIMEOUT))
+            if not received[-1].code.is_successful():
+                break
+        return first, received
+    finally:
+        if not request.observation.cancelled:  # (a final notification cancelled it)
+            request.observation.cancel()
+
+
+def time_zone_change(b: Bench) -> Callable[[], Awaitable[object]]:
+    """A change of /3/0/14 UTC Offset to a new value each time."""
+    offsets = iter(["+01:00", "+02:00", "+03:00"])
+    return lambda: b.server.write(EP, "/3/0/14", next(offsets))
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"/3": {"con": 1}},  # written on the object, inherited by /3/0/14
+        {"/3": {"con": 0}, "/3/0/14": {"con": 1}},  # the resource's own overrides it
+    ],
+)
+async def test_notifications_are_confirmable_when_con_is_1(attributes):
+    async with bench() as b:
+        for path, values in attributes.items():
+            await b.server.write_attributes(EP, path, **values)
+        first, received = await observe_raw(b, "/3/0/14", time_zone_change(b))
+        assert first.mtype is Type.ACK  # the response to the Observe, piggy-backed
+        assert [m.mtype for m in received] == [Type.CON, Type.CON]
+        assert [m.payload for m in received] == [b"+01:00", b"+02:00"]
+
+
+@pytest.mark.parametrize("how", ["write-attributes on the object", "observe query"])
+async def test_notifications_are_non_confirmable_when_con_is_0(how):
+    async with bench() as b:
+        query: tuple[str, ...] = ()
+        if how == "observe query":
+            query = ("con=0",)
+        else:
+            await b.server.write_attributes(EP, "/3", con=0)
+        first, received = await observe_raw(b, "/3/0/14", time_zone_change(b), query=query)
+        assert first.mtype is Type.ACK  # the response to the Observe, piggy-backed
+        assert [m.mtype for m in received] == [Type.NON, Type.NON]
+        assert [m.payload for m in received] == [b"+01:00", b"+02:00"]
+
+
+async def test_notifications_without_con_go_as_the_observe_came_confirmable():
+    async with bench() as b:
+        first, received = await observe_raw(b, "/3/0/14", time_zone_change(b))
+        assert first.mtype is Type.ACK
+        assert [m.mtype for m in received] == [Type.CON, Type.CON]
+
+
+async def test_the_final_error_notification_of_a_vanished_instance_follows_con_too():
+    async with bench() as b:
+        await b.server.create(EP, "/1", {"/1/1/0": 2, "/1/1/1": 600})
+        _, received = await observe_raw(
+            b, "/1/1", lambda: b.server.delete(EP, "/1/1"), query=("con=0",)
+        )
+        assert [(m.code, m.mtype) for m in received] == [(CoapCode.NOT_FOUND, Type.NON)]
 
 
 class _WatchedObservers(dict):

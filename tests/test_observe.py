@@ -734,6 +734,15 @@ def test_a_notification_carries_the_con_attribute():
     assert observing(Attributes(pmax=1))[0].due(1, sensor.read)[0].con is None
 
 
+def test_con_written_on_the_object_reaches_the_notifications_of_its_resources():
+    store = AttributeStore()
+    store.update(Path("/3"), {"con": 0})
+    store.update(BATTERY, {"pmax": 1})
+    observations, sensor = observing(store.for_observation([BATTERY]))
+    [notification] = observations.due(1, sensor.read)
+    assert notification.con == 0
+
+
 def test_notifications_and_observations_have_readable_reprs():
     observations, sensor = observing(Attributes(pmin=10, st=5))
     sensor.set(BATTERY, 70, observations, now=2)
