@@ -15,8 +15,9 @@ flash into three areas::
   slot, so a download that fails, or a power cut in the middle of one, leaves the old firmware
   as it was.
 * The **FOTA record** says which slot is active and where the update is (State, Update Result,
-  Package URI, download offset and ETag for resuming, what is staged). It is written in turn
-  into two sectors, each copy with a sequence number and a CRC-32. A power cut tears at most
+  Package URI, download offset and ETag for resuming, what is staged, and until when a
+  deferred update may wait). It is written in turn into two sectors, each copy with a
+  sequence number and a CRC-32. A power cut tears at most
   the copy being written; at boot the valid copy with the highest sequence number wins, so the
   record is always the last one completely written.
 * "Swapping" to the new image is one record write: *active slot = the staging slot*. Before
@@ -29,6 +30,15 @@ flash into three areas::
   the old slot and reports DOWNLOADED with 8 (update failed), so the server may try again.
 * A download that a reboot interrupted can't go on by itself: unless it is a pull that can
   resume (it has a URI and an ETag), the record becomes IDLE with 4 (connection lost).
+* A deferred update (DOWNLOADED with Update Result 11) keeps its **deadline** in the record:
+  the instant, on the device's wall clock, at which it installs by itself. The bootloader only
+  keeps it; it reads no clock, so deciding whether the deadline has passed is the device's job
+  once it is up (``device.py`` restarts the timer with the time that is left, or installs at
+  once).
+
+The record's wire form is versioned by its magic: ``FOTA`` is format 1 (no deadline), ``FOT2``
+is format 2 (the deadline after the staged package). Only format 2 is written; format 1 is
+still read, as a device updated from a firmware that wrote it finds it in its settings area.
 
 Every flash access goes through ``EmulatedFlash``, so reading and verifying a slot and writing
 the record take modeled time, and a power cut can hit any of them.
@@ -49,12 +59,15 @@ from .package import MAX_OVERHEAD, Package, PackageError, PackageInfo, PackageVe
 
 __all__ = ["BootError", "BootReport", "Bootloader", "FotaRecord", "Slot", "StagedPackage"]
 
-_RECORD_MAGIC = b"FOTA"
+#: The magic opening each record copy also says its format: 2 is written, 1 is still read.
+_RECORD_MAGIC = b"FOT2"  # format 2: ... | staged package | deferral deadline | CRC
+_RECORD_MAGIC_V1 = b"FOTA"  # format 1: ... | staged package | CRC
 _READ_CHUNK = 4096
-#: The longest record: fixed fields, URI and ETag (255 bytes each), a staged package (two
-#: texts of 255 bytes, size and hash) and the CRC.
 _FIXED = struct.Struct(">4sIBBBQ")  # magic, sequence, active slot, state, result, offset
-_MAX_RECORD = _FIXED.size + 2 * 256 + 1 + 2 * 256 + 8 + 32 + 4
+_DEADLINE = struct.Struct(">d")  # seconds since 1970 on the device's clock, IEEE 754 double
+#: The longest record: fixed fields, URI and ETag (255 bytes each), a staged package (flag, two
+#: texts of 255 bytes, size and hash), a deferral deadline (flag and double) and the CRC.
+_MAX_RECORD = _FIXED.size + 2 * 256 + 1 + 2 * 256 + 8 + 32 + 1 + _DEADLINE.size + 4
 
 
 class BootError(Exception):
@@ -95,8 +108,13 @@ class FotaRecord:
     download_offset: int = 0  #: bytes of the package safely in the staging slot
     etag: bytes = b""  #: the ETag of the download, to resume it only if the file is unchanged
     staged: StagedPackage | None = None  #: a complete, verified package in the staging slot
+    #: when a deferred update (DOWNLOADED, Update Result 11) installs by itself: seconds since
+    #: 1970 on the device's clock, as ``FirmwareUpdateMachine.defer_deadline``; None otherwise
+    defer_deadline: float | None = None
 
-    # -- wire form: fixed fields | URI | ETag | staged package | CRC-32 of everything before ------
+    # -- wire form: fixed fields | URI | ETag | staged package | deadline | CRC-32 of all before --
+    # A staged package and a deadline are each a flag byte (0 = none, 1 = present) and, when
+    # present, their fields. Format 1 (magic FOTA) ends with the staged package.
 
     def to_bytes(self) -> bytes:
         uri = self.package_uri.encode()
@@ -112,15 +130,22 @@ class FotaRecord:
                 b"\1" + _short_bytes(staged.name.encode()) + _short_bytes(staged.version.encode())
             )
             body += struct.pack(">Q", staged.size) + staged.sha256
+        if self.defer_deadline is None:
+            body += b"\0"
+        else:
+            body += b"\1" + _DEADLINE.pack(self.defer_deadline)
         return body + struct.pack(">I", zlib.crc32(body))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FotaRecord | None:
-        """The record stored at the start of ``data``, or None if there is none or it is torn."""
+        """The record stored at the start of ``data``, or None if there is none or it is torn.
+
+        Both formats are read: a format 1 record (magic ``FOTA``) has no deadline.
+        """
         try:
             reader = _Reader(data)
             magic, sequence, slot, state, result, offset = reader.struct(_FIXED)
-            if magic != _RECORD_MAGIC:
+            if magic not in (_RECORD_MAGIC, _RECORD_MAGIC_V1):
                 return None
             uri, etag = reader.short_bytes().decode(), reader.short_bytes()
             staged = None
@@ -128,13 +153,17 @@ class FotaRecord:
                 name, version = reader.short_bytes().decode(), reader.short_bytes().decode()
                 (size,) = reader.struct(struct.Struct(">Q"))
                 staged = StagedPackage(name, version, size, reader.take(32))
+            deadline = None
+            if magic == _RECORD_MAGIC and reader.take(1) == b"\1":
+                (deadline,) = reader.struct(_DEADLINE)
             body_end = reader.position
             (crc,) = reader.struct(struct.Struct(">I"))
             if crc != zlib.crc32(data[:body_end]) or slot not in (0, 1):
                 return None
             return cls(
-                sequence, slot, State(state), UpdateResult(result), uri, offset, etag, staged
-            )
+                sequence, slot, State(state), UpdateResult(result), uri, offset, etag, staged,
+                deadline,
+            )  # fmt: skip
         except (ValueError, UnicodeDecodeError, struct.error):
             return None
 
@@ -175,10 +204,12 @@ class BootReport:
 
     def __str__(self) -> str:
         done = "; ".join(self.events) or "nothing to do"
+        deadline = self.record.defer_deadline
+        deferred = "" if deadline is None else f", deferred until t = {deadline:g} s"
         return (
             f"booted {self.image.name} {self.image.version} from {self.slot}: {done}; "
             f"State {self.record.state.value} {self.record.state.name}, "
-            f"Update Result {self.record.result.value} {self.record.result.name}"
+            f"Update Result {self.record.result.value} {self.record.result.name}{deferred}"
         )
 
 

@@ -18,6 +18,12 @@ then reboots: the client goes silent (no De-register — the power goes), the bo
 the staged package, and the client registers again, now reporting the new firmware version in
 /3/0/3 and Idle + Update Result 1 in /5 (it also *Sends* them, so the server learns at once).
 
+**Deferral.** A user who defers an update (Update Result 11) has until the Maximum Defer Period
+runs out; then the device installs by itself. The deadline is kept in the FOTA record with the
+State, so it survives a reboot or a power cut: at each start the device takes it back from the
+record and waits only for the time that is *left* on its wall clock (``clock``, injectable), or
+installs at once — right after registering — if the deadline passed while it was off.
+
 Flash time is modeled (``device.clock``): a download's erase and program operations advance
 the device's modeled clock and leave a timeline for the plots, without slowing the network.
 
@@ -277,6 +283,7 @@ class EmulatedDevice:
             # Tell the server at once how the update ended (LwM2M 1.1 Send).
             with contextlib.suppress(Exception):
                 await self.client.send([Path(5, 0, 3), Path(5, 0, 5), Path(3, 0, 3)])
+        self._resume_deferral()
 
     async def stop(self) -> None:
         """De-register and stop (the device is switched off cleanly)."""
@@ -453,16 +460,42 @@ class EmulatedDevice:
     # -- deferral ---------------------------------------------------------------------------------
 
     def _deferral_timer(self, step: Step) -> None:
-        """The user deferred the update: install it by itself when Maximum Defer Period ends."""
+        """The user deferred the update: install it by itself when Maximum Defer Period ends.
+
+        The deadline is already in the FOTA record (``FlashFirmwareHandlers.on_step`` wrote it
+        with this step): this timer is only the RAM half, and ``_resume_deferral`` rebuilds it
+        after a reboot."""
         firmware = self.firmware
         if firmware is None or step.result is not UpdateResult.DEFERRED:
             return
         deadline = firmware.machine.defer_deadline
         if deadline is not None:
-            self._spawn(self._install_when_deferral_ends(deadline))
+            self._start_deferral_timer(deadline)
 
-    async def _install_when_deferral_ends(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - self.wall_clock()))
+    def _resume_deferral(self) -> None:
+        """After a boot: a deferred update the record brought back gets its timer again, for the
+        time left until its deadline (none if the deadline passed while the device was off)."""
+        firmware = self.firmware
+        if firmware is None or firmware.result is not UpdateResult.DEFERRED:
+            return
+        deadline = firmware.machine.defer_deadline  # restored from the record by attach()
+        if deadline is not None:
+            self._start_deferral_timer(deadline)
+
+    def _start_deferral_timer(self, deadline: float) -> None:
+        left = max(0.0, deadline - self.wall_clock())
+        self.log(
+            f"{self.endpoint}: the deferred update installs by itself in {left:g} s "
+            f"(at t = {deadline:g} s)"
+        )
+        self._spawn(self._install_when_deferral_ends(deadline, left))
+
+    async def _install_when_deferral_ends(self, deadline: float, left: float) -> None:
+        await asyncio.sleep(left)
+        # A boot still finishing (this timer may start at its very end) comes first: the reboot
+        # to install is scheduled only when no other one is under way.
+        while (rebooting := self._rebooting) is not None and not rebooting.done():
+            await asyncio.wait([rebooting])
         firmware, handlers = self.firmware, self.handlers
         if firmware is None or handlers is None:
             return

@@ -16,8 +16,13 @@ the header is in, the hash at the end) and written to flash as it arrives, erasi
 just before the data reaches it. Nothing holds the whole image in RAM.
 
 Every state change is persisted in the bootloader's FOTA record (``on_step``), so after a reboot
-or a power cut the device comes back where it was. Every chunk leaves a ``ChunkTiming`` in
-``timeline``: when it arrived and the flash operations it caused, for the timing plots.
+or a power cut the device comes back where it was — a deferred update with its deadline too:
+the machine's ``defer_deadline`` goes into the same record write as State 2 and Result 11, so a
+power cut leaves either the whole deferral or none of it (the device then still reports
+DOWNLOADED with the Execute unanswered, and the server may execute again).
+
+Every chunk leaves a ``ChunkTiming`` in ``timeline``: when it arrived and the flash operations
+it caused, for the timing plots.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class FlashFirmwareHandlers:
         self.reboot_requested = False
         self.package_uri = bootloader.record.package_uri
         self.staged = bootloader.record.staged
+        self.firmware: FirmwareObject | None = None  #: the object ``attach`` installed us on
         self._verifier: PackageVerifier | None = None
         self._received = 0  # package bytes accepted so far
         self._written = 0  # package bytes programmed so far
@@ -84,16 +90,25 @@ class FlashFirmwareHandlers:
     def attach(self, firmware: FirmwareObject) -> None:
         """Give ``firmware`` the state the FOTA record holds, and persist every change from now on.
 
-        Call it once after boot, with the object built on these handlers.
+        Call it once after boot, with the object built on these handlers. A deferred update
+        (DOWNLOADED with Update Result 11) gets its deadline back in
+        ``firmware.machine.defer_deadline``; the device restarts its timer from there.
         """
         record = self.bootloader.record
         # The record is the truth after boot, also for handlers made before it was read.
         self.staged, self.package_uri = record.staged, record.package_uri
         firmware.restore(record.state, record.result, record.package_uri)
+        deferred = record.state is State.DOWNLOADED and record.result is UpdateResult.DEFERRED
+        firmware.machine.defer_deadline = record.defer_deadline if deferred else None
+        self.firmware = firmware
         firmware.observers.append(self.on_step)
 
     def on_step(self, step: Step) -> None:
-        """Persist a State / Update Result change in the FOTA record."""
+        """Persist a State / Update Result change (and a deferral's deadline) in the FOTA record.
+
+        The machine has set ``defer_deadline`` before it tells its observers, so the deadline
+        of a deferral (and its clearing by any other step) is written with the step itself.
+        """
         if step.state is State.DOWNLOADING:  # a pull starts: its URI is in the event
             self.package_uri = getattr(step.event, "uri", "")
         staged = self.staged if step.state in (State.DOWNLOADED, State.UPDATING) else None
@@ -101,9 +116,10 @@ class FlashFirmwareHandlers:
         # Only the start of a download enters DOWNLOADING: none of the new package is on flash
         # yet (this runs before package_write_start / uri_write, so ``_written`` would still
         # count the previous package).
+        deadline = self.firmware.machine.defer_deadline if self.firmware is not None else None
         self.bootloader.write_record(
             state=step.state, result=step.result, package_uri=uri, staged=staged,
-            download_offset=0,
+            download_offset=0, defer_deadline=deadline,
         )  # fmt: skip
 
     # -- staging a package: shared by push and pull ----------------------------------------------

@@ -1,6 +1,8 @@
 """The bootloader: two image slots, a FOTA record that survives power cuts, and boot()."""
 
 import random
+import zlib
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -87,6 +89,7 @@ records = st.builds(
         size=st.integers(0, 2**64 - 1),
         sha256=st.binary(min_size=32, max_size=32),
     ),
+    defer_deadline=st.none() | st.floats(allow_nan=False),
 )
 
 
@@ -117,6 +120,52 @@ def test_a_truncated_record_is_rejected(record, data):
     wire = record.to_bytes()
     cut = data.draw(st.integers(0, len(wire) - 1), label="length")
     assert FotaRecord.from_bytes(wire[:cut] + b"\xff" * 600) is None
+
+
+def format_1(record: FotaRecord) -> bytes:
+    """``record`` as a firmware from before the deferral deadline wrote it: magic ``FOTA``, no
+    deadline field (format 2 minus its magic and its last flag byte, with its own CRC)."""
+    assert record.defer_deadline is None
+    body = b"FOTA" + record.to_bytes()[4:-5]  # drop the deadline's flag byte and the CRC
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def test_a_deferral_deadline_reads_back_and_an_old_format_record_reads_without_one():
+    staged = StagedPackage("app", "2.0", 6123, bytes(range(32)))
+    deferred = FotaRecord(7, 1, State.DOWNLOADED, R.DEFERRED, staged=staged)
+    deferred = replace(deferred, defer_deadline=1_700_003_600.25)
+    assert FotaRecord.from_bytes(deferred.to_bytes()) == deferred
+    assert deferred.to_bytes()[:4] == b"FOT2"  # format 2 is what is written
+    old = replace(deferred, defer_deadline=None)
+    assert FotaRecord.from_bytes(format_1(old)) == old
+
+
+def test_a_device_whose_record_is_in_the_old_format_still_boots_and_keeps_it():
+    boot = provisioned()
+    stage(boot, package("2.0"), state=State.DOWNLOADED)
+    record = boot.record
+    start, size = boot.record_sectors[(record.sequence + 1) % 2]
+    boot.flash.erase(start, size)  # a newer copy, in format 1, as an older firmware wrote it
+    wire = format_1(replace(record, sequence=record.sequence + 1))
+    boot.flash.write(start, wire + b"\xff" * (-len(wire) % boot.flash.profile.write_granularity))
+    again, report = reboot(boot)
+    assert report.image.version == "1.0"
+    assert report.record == replace(record, sequence=record.sequence + 1)
+    assert report.record.defer_deadline is None
+    again.write_record(result=R.DEFERRED, defer_deadline=1_700_003_600.0)  # written as format 2
+    assert reboot(again)[1].record.defer_deadline == 1_700_003_600.0
+
+
+def test_a_deferral_deadline_survives_a_power_cut_during_the_next_record_write():
+    boot = provisioned()
+    stage(boot, package("2.0"), state=State.DOWNLOADED)
+    boot.write_record(result=R.DEFERRED, defer_deadline=1_700_003_600.0)
+    boot.flash.cut_power(at_operation=boot.flash.operation_count + 1)  # tear the program
+    with pytest.raises(PowerLoss):
+        boot.write_record(state=State.UPDATING, result=R.INITIAL, defer_deadline=None)
+    boot.flash.power_on()
+    _, report = reboot(boot)
+    assert (report.record.result, report.record.defer_deadline) == (R.DEFERRED, 1_700_003_600.0)
 
 
 def test_an_erased_sector_holds_no_record():
