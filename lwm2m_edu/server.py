@@ -18,17 +18,18 @@ bootstrap plan is given) and sends the device-management requests.
 **Device management from the server's side.** Every operation takes the endpoint name first and
 a path (``"/5/0/3"`` or a ``Path``):
 
-==========================  ========  ====================================================
-``read(ep, path)``          GET       a resource's value, or ``{Path: value}`` for more
-``discover(ep, path)``      GET 40    ``[Link]``: what exists there, with attributes
-``write(ep, path, v)``      PUT/POST  replace (PUT) or partial update (POST, ``replace=False``)
-``write_attributes``        PUT       ``pmin``/``pmax``/``gt``... in Uri-Query, no payload
-``execute(ep, path)``       POST      a resource such as ``/5/0/2`` Update
-``create`` / ``delete``     POST/DEL  object instances
-``read_composite``          FETCH     several paths in one request (SenML)
-``write_composite``         iPATCH    several values in one request (SenML)
-``observe(ep, path)``       GET+Obs   an async iterator of notifications
-==========================  ========  ====================================================
+==========================  =========  ====================================================
+``read(ep, path)``          GET        a resource's value, or ``{Path: value}`` for more
+``discover(ep, path)``      GET 40     ``[Link]``: what exists there, with attributes
+``write(ep, path, v)``      PUT/POST   replace (PUT) or partial update (POST, ``replace=False``)
+``write_attributes``        PUT        ``pmin``/``pmax``/``gt``... in Uri-Query, no payload
+``execute(ep, path)``       POST       a resource such as ``/5/0/2`` Update
+``create`` / ``delete``     POST/DEL   object instances
+``read_composite``          FETCH      several paths in one request (SenML)
+``write_composite``         iPATCH     several values in one request (SenML)
+``observe(ep, path)``       GET+Obs    an async iterator of notifications
+``observe_composite``       FETCH+Obs  several paths, every notification carrying all (SenML)
+==========================  =========  ====================================================
 
 Formats: a single value travels as text/plain (opaque resources as raw bytes); anything bigger
 as SenML CBOR when the client advertised ``ct=112`` on its root link (SenML JSON for ``110``),
@@ -43,11 +44,15 @@ is not registered raises ``UnknownEndpoint`` listing who is.
 wait until it next sends an Update (up to ``queue_timeout``), then go out at once.
 
 **Observe, and its one limit.** ``observe()`` returns an ``Observation``: iterate it for decoded
-notifications. ``await observation.cancel()`` is a *passive* cancel: nothing is sent. aiocoap
-(0.4.17) lets go of the token when the next notification arrives (that one is acknowledged and
-dropped); the device's notification after it is answered with RST, and the device drops the
-observation. The active cancel of RFC 7641 (GET with Observe=1 and the *same* token) cannot be
-sent with aiocoap, whose token manager gives every request a fresh token.
+notifications. ``observe_composite(ep, ["/3/0/14", "/5/0/3"])`` (LwM2M 1.1) observes several
+paths with one FETCH to ``/`` carrying Observe=0 and the path list in SenML; the same
+``Observation`` class serves it, its ``value`` always ``{Path: value}`` for every path, because
+each notification carries them all. ``await observation.cancel()`` is a *passive* cancel:
+nothing is sent. aiocoap (0.4.17) lets go of the token when the next notification arrives (that
+one is acknowledged and dropped); the device's notification after it is answered with RST, and
+the device drops the observation. The active cancel of RFC 7641 (GET with Observe=1 and the
+*same* token; for a composite, Cancel Observe-Composite: FETCH with Observe=1) cannot be sent
+with aiocoap, whose token manager gives every request a fresh token.
 
 **Why FOTA needs observe.** An update takes minutes, spans a reboot, and the device — not the
 server — decides when a download ends or fails. The server learns it from ``/5/0/3`` State and
@@ -378,8 +383,16 @@ class CampaignReport:
 class Observation:
     """A running observation: ``value`` is the latest value; iterate for new ones.
 
+    One class serves both kinds. ``observe`` watches one ``path`` (``value`` is that resource's
+    value, or ``{Path: value}`` for an instance or object). ``observe_composite`` watches the
+    ``paths`` it lists with one FETCH to ``/``: ``composite`` is true, ``path`` is ``/`` (what the
+    FETCH targets) and ``value`` is always ``{Path: value}`` for every observed path — each
+    notification carries all of them, so ``value`` is replaced as a whole.
+
     ``async for value in observation`` yields each notification, decoded; it ends when the device
-    ends the observation. ``await cancel()`` cancels passively (see the module docstring).
+    ends the observation. A notification that does not decode raises ``CodecError`` and the
+    observation goes on (a misbehaving device must not end the server's listening, nor crash
+    it). ``await cancel()`` cancels passively (see the module docstring).
     """
 
     def __init__(
@@ -390,15 +403,28 @@ class Observation:
         request: Any,
         first: Message,
         fmt: int,
+        *,
+        composite: Sequence[Path] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.path = path
+        #: the observed paths: ``(path,)``, or the list an Observe-Composite named
+        self.paths: tuple[Path, ...] = (path,) if composite is None else tuple(composite)
+        self.composite = composite is not None
+        self._operation = "Observe-Composite" if self.composite else "Observe"
         self._server = server
         self._request = request
         self._format = fmt
-        self.value: Any = server._decode(first, path, fmt, endpoint)
         #: False when the device answered without an Observe option (it will not notify).
         self.accepted = first.opt.observe is not None
+        try:
+            self.value: Any = server._decode(first, path, fmt, endpoint)
+        except CodecError:
+            # Nobody will iterate an observation that was never handed out: let go of it now,
+            # or aiocoap would go on acknowledging the device's notifications for ever.
+            if self.accepted and not request.observation.cancelled:
+                request.observation.cancel()
+            raise
         self._ended = not self.accepted
         # Every notification is queued: aiocoap's own iterator keeps only the latest, and a
         # teaching server must not hide a State the device went through (1 before 2).
@@ -407,6 +433,12 @@ class Observation:
             observation = request.observation
             observation.register_callback(self._queue.put_nowait, _suppress_deprecation=True)
             observation.register_errback(self._queue.put_nowait, _suppress_deprecation=True)
+
+    def _what(self) -> str:
+        """What is observed, for messages: ``/5/0/3`` or ``[/3/0/14, /5/0/3]``."""
+        if self.composite:
+            return "[" + ", ".join(str(p) for p in self.paths) + "]"
+        return str(self.path)
 
     def __aiter__(self) -> Observation:
         return self
@@ -422,7 +454,7 @@ class Observation:
             ):
                 raise StopAsyncIteration
             raise DeviceUnreachable(
-                f"the observation of {self.path} on {self.endpoint!r} ended: {message!r}",
+                f"the {self._operation} of {self._what()} on {self.endpoint!r} ended: {message!r}",
                 endpoint=self.endpoint,
                 path=self.path,
             ) from message
@@ -432,7 +464,7 @@ class Observation:
                 message.code,
                 endpoint=self.endpoint,
                 path=self.path,
-                operation="Observe",
+                operation=self._operation,
                 diagnostic=diagnostic_of(message),
             )
         self.value = self._server._decode(message, self.path, self._format, self.endpoint)
@@ -445,7 +477,8 @@ class Observation:
             self._request.observation.cancel()
 
     def __repr__(self) -> str:
-        return f"<Observation {self.endpoint} {self.path} value={self.value!r}>"
+        kind = " composite" if self.composite else ""
+        return f"<Observation{kind} {self.endpoint} {self._what()} value={self.value!r}>"
 
 
 # -- the server ---------------------------------------------------------------------------------
@@ -1041,10 +1074,58 @@ class Server:
         """Observe ``path``; ``attributes`` (``pmin=1``...) go in the Uri-Query (LwM2M 1.2)."""
         target = Path(path)
         fmt = self._format_for(endpoint, target) if accept is None else accept
-        registration = await self._reachable(endpoint)
         query = str(Link("/", attributes)).split(";")[1:] if attributes else ()
+        return await self._observe(
+            endpoint, CoapCode.GET, target, fmt, operation="Observe", query=query
+        )
+
+    async def observe_composite(
+        self,
+        endpoint: str,
+        paths: Iterable[PathLike],
+        *,
+        content_format: int | None = None,
+        accept: int | None = None,
+    ) -> Observation:
+        """Observe several paths in one request (Observe-Composite, LwM2M 1.1).
+
+        A FETCH to ``/`` with Observe=0 whose payload lists the paths as SenML records that have
+        names only (``[{"n": "/3/0/14"}, {"n": "/5/0/3"}]``), in ``content_format``: SenML CBOR
+        (112) by default, SenML JSON (110) when the client listed only that. Every notification
+        carries the values of *all* the paths, so ``value`` is always ``{Path: value}`` for all
+        of them. ``accept`` asks for another answer format (default: that of the list). The
+        device leaves out a path that does not exist, as Read-Composite does.
+        """
+        listed = [Path(p) for p in paths]
+        if not listed:
+            raise ValueError("Observe-Composite needs at least one path to observe")
+        fmt = content_format if content_format is not None else self._senml_format(endpoint)
+        return await self._observe(
+            endpoint,
+            CoapCode.FETCH,
+            Path(),
+            fmt if accept is None else accept,
+            operation="Observe-Composite",
+            composite=listed,
+            payload=senml.encode_paths(listed, fmt),
+            content_format=fmt,
+        )
+
+    async def _observe(
+        self,
+        endpoint: str,
+        code: CoapCode,
+        target: Path,
+        accept: int,
+        *,
+        operation: str,
+        composite: Sequence[Path] | None = None,
+        **message_options: Any,
+    ) -> Observation:
+        """Send one Observe=0 request (GET, or FETCH for a composite); the answer starts it."""
+        registration = await self._reachable(endpoint)
         message = self._message(
-            registration, CoapCode.GET, target, accept=fmt, query=query, observe=0
+            registration, code, target, accept=accept, observe=0, **message_options
         )
         # Without aiocoap's blockwise layer: its wrapper never lets go of the token, so a cancel
         # would never reach the device; notifications are small (aiocoap never splits them).
@@ -1054,10 +1135,10 @@ class Server:
             timeout=self.request_timeout,
             endpoint=endpoint,
             path=target,
-            operation="Observe",
+            operation=operation,
             handle_blockwise=False,
         )
-        return Observation(self, endpoint, target, request, first, fmt)
+        return Observation(self, endpoint, target, request, first, accept, composite=composite)
 
     # -- firmware update --------------------------------------------------------------------------
 
