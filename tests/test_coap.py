@@ -7,6 +7,7 @@ datagram is still being sent, so two requests started together show the error at
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,6 +73,39 @@ def test_memoized_address_parsing_gives_the_answers_of_the_plain_one(address):
     memoized = UDP6EndpointAddress._strip_v4mapped
     assert memoized.cache_info().maxsize == ADDRESS_CACHE_SIZE  # on by importing lwm2m_edu.coap
     assert memoized(address) == memoized.__wrapped__(address) == memoized(address)
+
+
+class _Interface:
+    """Stands in for the transport an address belongs to (kept by weak reference)."""
+
+
+_INTERFACE = _Interface()
+
+
+def _udp6_address(host: str, local: str | None = None):
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    pktinfo = None
+    if local is not None:  # struct in6_pktinfo: the local address, then the interface index
+        pktinfo = struct.pack("16sI", socket.inet_pton(socket.AF_INET6, local), 0)
+    return UDP6EndpointAddress((host, 5683, 0, 0), _INTERFACE, pktinfo=pktinfo)
+
+
+@pytest.mark.parametrize(
+    "host", ["::ffff:127.0.0.1", "::ffff:224.0.1.187", "::1", "ff02::fd", "2001:db8::1"]
+)
+def test_memoized_multicast_tests_give_the_answers_of_the_plain_ones(host):
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    address = _udp6_address(host, local=host)
+    memoized = (address.is_multicast, address.is_multicast_locally)
+    memoize_address_parsing(False)
+    try:
+        assert not hasattr(UDP6EndpointAddress._strip_v4mapped, "cache_info")
+        assert (address.is_multicast, address.is_multicast_locally) == memoized
+    finally:
+        memoize_address_parsing()
+    assert memoized[0] == ("224.0.1.187" in host or host.startswith("ff"))
 
 
 def test_address_parsing_can_be_switched_back_to_aiocoaps_own():
