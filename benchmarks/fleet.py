@@ -7,8 +7,9 @@ Run it with ``.venv/bin/python benchmarks/fleet.py`` (or ``make bench``); ``--qu
   one ``Server``, all in **one process** on one event loop; every device has its own UDP
   socket, as a real device has its own address;
 * ``server.campaign(..., mode="pull", concurrency=C)`` updates all of them to a 64 KiB package
-  that the server hosts once (CoAP Block2, 1024-byte blocks, lock-step); each device downloads
-  it into its emulated flash, is told to Update, reboots, installs and registers again.
+  that the server hosts once (CoAP Block2, 1024-byte blocks, lock-step; ``--via http``: one HTTP
+  GET); each device downloads it into its emulated flash, is told to Update, reboots, installs
+  and registers again.
 
 Each fleet size runs in a **fresh child process** (``--one N``), so its memory high-water marks
 are its own: ``ru_maxrss`` never goes down within a process, and a process that ran 1000 devices
@@ -81,7 +82,7 @@ def raise_fd_limit(needed: int) -> str:
 
 
 async def run_fleet(
-    n: int, concurrency: int, update_timeout: float, profile_to: str | None
+    n: int, concurrency: int, update_timeout: float, profile_to: str | None, via: str = "coap"
 ) -> dict[str, object]:
     from lwm2m_edu.device import EmulatedDevice, factory_package
     from lwm2m_edu.server import Server
@@ -123,6 +124,7 @@ async def run_fleet(
         [d.endpoint for d in devices],
         package,
         mode="pull",
+        via=via,
         concurrency=concurrency,
         progress=progress,
         timeout=update_timeout,
@@ -186,7 +188,9 @@ def child(n: int, options: argparse.Namespace) -> int:
     rss_start = maxrss_bytes()
     collector = GarbageCollectorClock()
     gc.callbacks.append(collector)
-    result = asyncio.run(run_fleet(n, options.concurrency, options.update_timeout, options.profile))
+    result = asyncio.run(
+        run_fleet(n, options.concurrency, options.update_timeout, options.profile, options.via)
+    )
     gc.callbacks.remove(collector)
     result["gc_s"] = sum(collector.seconds)
     result["gc_full"] = (collector.runs[2], collector.seconds[2])
@@ -203,7 +207,7 @@ def child(n: int, options: argparse.Namespace) -> int:
 
 def measure(n: int, options: argparse.Namespace) -> dict[str, object]:
     args = [sys.executable, __file__, "--one", str(n), "--concurrency", str(options.concurrency)]
-    args += ["--update-timeout", str(options.update_timeout)]
+    args += ["--update-timeout", str(options.update_timeout), "--via", options.via]
     args += ["--tracemalloc"] if options.tracemalloc else []
     args += [] if options.address_cache else ["--no-address-cache"]
     if options.profile:
@@ -337,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         help="trace Python allocations for their peak (default off: it slows the run)",
     )  # fmt: skip
     parser.add_argument(
+        "--via", choices=("coap", "http"), default="coap",
+        help="how the devices pull the package (default coap: Block2, lock-step)",
+    )  # fmt: skip
+    parser.add_argument(
         "--address-cache", action=argparse.BooleanOptionalAction, default=True,
         help="lwm2m_edu.coap's memoized address parsing in aiocoap's udp6 (default on; "
         "--no-address-cache measures aiocoap as it ships)",
@@ -353,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     print(
         f"one Server and N EmulatedDevice ({FLASH}) in one process per N, each device its own "
-        f"UDP socket;\npull campaign of a {PACKAGE_SIZE // 1024} KiB package over CoAP "
-        f"(Block2 1024 B, lock-step), concurrency {options.concurrency}, on 127.0.0.1; "
+        f"UDP socket;\npull campaign of a {PACKAGE_SIZE // 1024} KiB package over "
+        + ("CoAP (Block2 1024 B, lock-step)" if options.via == "coap" else "HTTP (one GET)")
+        + f", concurrency {options.concurrency}, on 127.0.0.1; "
         f"address parsing {'memoized' if options.address_cache else 'as aiocoap ships it'}\n"
     )
     started = time.perf_counter()
