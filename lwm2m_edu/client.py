@@ -87,6 +87,7 @@ class _Observer:
     paths: list[Path]
     content_format: int
     composite: bool
+    confirmed_at: float  #: when the last confirmable notification went (or the observation began)
 
 
 @dataclass
@@ -467,8 +468,19 @@ class Client:
                     continue
                 message = self._content(notification.values, observer)
                 message.opt.observe = notification.sequence
-                _set_con(message, notification.con)
+                _set_con(message, self._confirmable(observer, notification.con))
                 observer.pipe.add_response(message, is_last=False)
+
+    def _confirmable(self, observer: _Observer, con: int | None) -> int | None:
+        """The ``con`` a notification goes with: as asked, except that with ``con=0`` one goes
+        confirmable at least every ``CONFIRMABLE_AT_LEAST_EVERY`` (RFC 7641 §4.5): its ACK, or
+        its RST, tells the client whether the observer is still there."""
+        now = self.clock()
+        if con == 0 and now - observer.confirmed_at >= CONFIRMABLE_AT_LEAST_EVERY:
+            con = 1
+        if con != 0:  # 1, or unset: as the Observe came, which is CON (NON ones are refused)
+            observer.confirmed_at = now
+        return con
 
     def _end_vanished_observations(self) -> None:
         """End, with a final error notification, each observation whose path is gone (RFC 7641
@@ -602,7 +614,9 @@ class _ClientResource(interfaces.Resource):
             return
         first = _to_message(response)
         first.opt.observe = 0
-        client._observers[key] = _Observer(pipe, paths, response.content_format, composite)
+        client._observers[key] = _Observer(
+            pipe, paths, response.content_format, composite, confirmed_at=client.clock()
+        )
         client.observations.add(key, paths, attributes, client._read_paths(paths), client.clock())
         pipe.on_interest_end(lambda: self._forget(key))
         pipe.add_response(first, is_last=False)
@@ -704,6 +718,10 @@ def _is_streamed_push(request: Message) -> bool:
         and request.opt.uri_path == _PACKAGE_URI_PATH
         and request.opt.content_format in (None, ContentFormat.OPAQUE)
     )
+
+
+#: RFC 7641 §4.5: notifications sent non-confirmable still go confirmable once in a while.
+CONFIRMABLE_AT_LEAST_EVERY = 24 * 3600.0
 
 
 def _set_con(notification: Message, con: int | None) -> None:

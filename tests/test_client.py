@@ -25,7 +25,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code as CoapCode
 from aiocoap.numbers.types import Type
 
-from lwm2m_edu.client import Client, RetryPolicy
+from lwm2m_edu.client import CONFIRMABLE_AT_LEAST_EVERY, Client, RetryPolicy
 from lwm2m_edu.codecs import ContentFormat, decode, encode, senml
 from lwm2m_edu.device import EmulatedDevice, factory_package
 from lwm2m_edu.dm import DataModel
@@ -871,6 +871,24 @@ async def test_notifications_are_non_confirmable_when_con_is_0(how):
         assert first.mtype is Type.ACK  # the response to the Observe, piggy-backed
         assert [m.mtype for m in received] == [Type.NON, Type.NON]
         assert [m.payload for m in received] == [b"+01:00", b"+02:00"]
+
+
+async def test_with_con_0_a_notification_still_goes_confirmable_once_a_day():
+    now = [time.time()]
+    async with bench(clock=lambda: now[0]) as b:
+        await b.server.write_attributes(EP, "/3", con=0)
+        offsets = time_zone_change(b)
+        changes = 0
+
+        async def change_then_a_day_later() -> object:
+            nonlocal changes
+            changes += 1
+            if changes == 2:
+                now[0] += CONFIRMABLE_AT_LEAST_EVERY  # a day without a confirmable one
+            return await offsets()
+
+        _, received = await observe_raw(b, "/3/0/14", change_then_a_day_later)
+        assert [m.mtype for m in received] == [Type.NON, Type.CON]
 
 
 async def test_notifications_without_con_go_as_the_observe_came_confirmable():
