@@ -1074,9 +1074,8 @@ class Server:
         """Observe ``path``; ``attributes`` (``pmin=1``...) go in the Uri-Query (LwM2M 1.2)."""
         target = Path(path)
         fmt = self._format_for(endpoint, target) if accept is None else accept
-        query = str(Link("/", attributes)).split(";")[1:] if attributes else ()
         return await self._observe(
-            endpoint, CoapCode.GET, target, fmt, operation="Observe", query=query
+            endpoint, CoapCode.GET, target, fmt, operation="Observe", query=_query(attributes)
         )
 
     async def observe_composite(
@@ -1086,6 +1085,7 @@ class Server:
         *,
         content_format: int | None = None,
         accept: int | None = None,
+        **attributes: int | float | None,
     ) -> Observation:
         """Observe several paths in one request (Observe-Composite, LwM2M 1.1).
 
@@ -1094,7 +1094,8 @@ class Server:
         (112) by default, SenML JSON (110) when the client listed only that. Every notification
         carries the values of *all* the paths, so ``value`` is always ``{Path: value}`` for all
         of them. ``accept`` asks for another answer format (default: that of the list). The
-        device leaves out a path that does not exist, as Read-Composite does.
+        device leaves out a path that does not exist, as Read-Composite does. ``attributes``
+        (``pmin=1``...) go in the Uri-Query, for every path (LwM2M 1.2).
         """
         listed = [Path(p) for p in paths]
         if not listed:
@@ -1109,6 +1110,7 @@ class Server:
             composite=listed,
             payload=senml.encode_paths(listed, fmt),
             content_format=fmt,
+            query=_query(attributes),
         )
 
     async def _observe(
@@ -1534,6 +1536,11 @@ class Server:
             if hosted_here is not None:
                 self._unhost(hosted_here)
         return CampaignReport(list(outcomes))
+
+
+def _query(attributes: dict[str, int | float | None]) -> tuple[str, ...]:
+    """Notification attributes as Uri-Query items: ``pmin=1``, ``gt=20.5``."""
+    return tuple(str(Link("/", attributes)).split(";")[1:]) if attributes else ()
 
 
 class _Abort(Exception):

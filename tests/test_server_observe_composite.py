@@ -165,6 +165,25 @@ async def test_observe_composite_of_no_path_raises_ValueError():
             await server.observe_composite(EP, [])
 
 
+async def test_observe_composite_sends_its_notification_attributes_for_every_path():
+    async with device_and_server() as (server, device):
+        observation = await server.observe_composite(EP, ["/3/0/14", "/5/0/3"], pmin=2, pmax=60)
+        try:
+            assert device.client is not None
+            (observed,) = device.client.observations
+            assert (observed.attributes.pmin, observed.attributes.pmax) == (2, 60)
+            assert sorted(map(str, observed.paths)) == ["/3/0/14", "/5/0/3"]
+        finally:
+            await observation.cancel()
+
+
+async def test_observe_composite_with_attributes_the_device_refuses_raises_LwM2MError():
+    async with device_and_server() as (server, _):
+        with pytest.raises(LwM2MError) as caught:
+            await server.observe_composite(EP, ["/3/0/14"], epmin=60, epmax=2)  # epmax < epmin
+        assert caught.value.code is Code.BAD_REQUEST
+
+
 async def test_observe_composite_refused_by_the_device_raises_LwM2MError():
     async with device_and_server() as (server, device):
         with pytest.raises(LwM2MError) as caught:
