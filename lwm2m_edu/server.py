@@ -225,36 +225,10 @@ async def exchange(
     check: bool = True,
 ) -> Message:
     """Send ``message`` and return the response; raise on silence or (with ``check``) errors."""
-    _, response = await send_request(
-        context,
-        message,
-        timeout=timeout,
-        endpoint=endpoint,
-        path=path,
-        operation=operation,
-        handle_blockwise=handle_blockwise,
-        check=check,
-    )
-    return response
-
-
-async def send_request(
-    context: Any,
-    message: Message,
-    *,
-    timeout: float,
-    endpoint: str,
-    path: Path | None,
-    operation: str,
-    handle_blockwise: bool = True,
-    check: bool = True,
-) -> tuple[Any, Message]:
-    """``exchange``, also returning the aiocoap request (an observation lives on it)."""
     request = context.request(message, handle_blockwise=handle_blockwise)
-    response = await response_of(
+    return await response_of(
         request, timeout=timeout, endpoint=endpoint, path=path, operation=operation, check=check
     )
-    return request, response
 
 
 async def response_of(
@@ -1131,14 +1105,13 @@ class Server:
         )
         # Without aiocoap's blockwise layer: its wrapper never lets go of the token, so a cancel
         # would never reach the device; notifications are small (aiocoap never splits them).
-        request, first = await send_request(
-            self.context,
-            message,
+        request = self.context.request(message, handle_blockwise=False)
+        first = await response_of(
+            request,
             timeout=self.request_timeout,
             endpoint=endpoint,
             path=target,
             operation=operation,
-            handle_blockwise=False,
         )
         return Observation(self, endpoint, target, request, first, accept, composite=composite)
 
