@@ -144,7 +144,9 @@ class FlashFirmwareHandlers:
         if self._verifier is None:
             raise RuntimeError("write_chunk() before begin(): no package is being received")
         arrived = self.flash.clock.now
-        first_operation = self.flash.operation_count
+        # An index into the list of records (which its owner may clear between updates), not
+        # the flash's lifetime count of operations.
+        first_operation = len(self.flash.operations)
         try:
             self._verifier.feed(chunk)
         except PackageError as error:
@@ -168,7 +170,7 @@ class FlashFirmwareHandlers:
             raise RuntimeError("finish() before begin(): no package is being received")
         granularity = self.flash.profile.write_granularity
         if self._pending:
-            first_operation = self.flash.operation_count
+            first_operation = len(self.flash.operations)
             self._program(self._pending + b"\xff" * (-len(self._pending) % granularity))
             if self.timeline:  # the flush of the last chunk's tail belongs to that chunk
                 last = self.timeline[-1]

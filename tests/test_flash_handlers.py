@@ -185,6 +185,17 @@ def test_the_timeline_has_one_chunk_timing_per_block_in_package_order():
     assert sum(t.length for t in timeline) == len(data)
 
 
+def test_the_timeline_is_complete_after_the_flash_records_were_cleared():
+    device = Device.provisioned()
+    device.push(package(size=10_000), block=1024)
+    assert device.firmware.write_package(b"\0", offset=0, last=True, now=device.now).ok  # Idle
+    device.flash.operations.clear()  # what a long-running emulation may do between updates
+    assert set(device.push(package(size=10_000), block=1024)) <= {Code.CONTINUE, Code.CHANGED}
+    assert all(timing.flash for timing in device.handlers.timeline)  # each block was programmed
+    programmed = [op for t in device.handlers.timeline for op in t.flash]
+    assert all(op in device.flash.operations for op in programmed)  # the records of this push
+
+
 def test_the_timeline_flash_operations_follow_their_arrival_in_order_without_overlap():
     device = Device.provisioned()
     device.push(package(size=10_000), block=1024)
