@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,15 +47,21 @@ def run_once(path: Path) -> tuple[float, float, str | None]:
         resources={"metadata": {"path": str(path.parent)}},
     )
     error = None
-    started = time.perf_counter()
-    with client.setup_kernel(cwd=str(path.parent)):
-        up = time.perf_counter()
-        try:
-            for index, cell in enumerate(notebook.cells):
-                client.execute_cell(cell, index)
-        except CellExecutionError as exc:
-            error = str(exc).strip().splitlines()[-1][:200]
-        cells = time.perf_counter() - up
+    # The kernel's own stderr (ipykernel warns about TCP on every start) is kept aside and
+    # shown only when the notebook fails.
+    with tempfile.TemporaryFile("w+") as kernel_log:
+        started = time.perf_counter()
+        with client.setup_kernel(cwd=str(path.parent), stderr=kernel_log):
+            up = time.perf_counter()
+            try:
+                for index, cell in enumerate(notebook.cells):
+                    client.execute_cell(cell, index)
+            except CellExecutionError as exc:
+                error = str(exc).strip().splitlines()[-1][:200]
+            cells = time.perf_counter() - up
+        if error is not None:
+            kernel_log.seek(0)
+            print(kernel_log.read()[-2000:], file=sys.stderr)
     return up - started, cells, error
 
 
